@@ -1,0 +1,43 @@
+# The README's two commands: `make book` and `make test`. Each sets up .venv once.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+JOBS ?= 2
+
+.PHONY: setup book test test-fast bench lint grade-demo clean help
+
+help:
+	@echo "make book   - set up .venv (once) and build the book into _build/html"
+	@echo "make test   - set up .venv (once), build the book, run every test"
+	@echo "make bench  - run the benchmarks (prints ratios)"
+	@echo "make grade-demo - the instructor pipeline on sample submissions"
+
+# Re-installs only when pyproject.toml changes; a second run installs nothing.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[course]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bplib course)" >/dev/null
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+
+test: book
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup
+
+test-fast: setup
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup -m "not slow"
+
+bench: setup
+	$(PY) -m bench
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf _build .pytest_cache .hypothesis
