@@ -52,6 +52,12 @@ def numerical_gradient(f: Callable[[], float], x: np.ndarray, h: float = 1e-5) -
     """
     if not isinstance(x, np.ndarray):
         raise TypeError(f"x must be a numpy array that f reads, got {type(x).__name__}")
+    if not np.issubdtype(x.dtype, np.floating):
+        # x[i] = old + h would be truncated to an integer: a silent, wrong gradient
+        raise TypeError(
+            f"x must be a floating-point array so that it can be perturbed by h={h}, "
+            f"got dtype {x.dtype}; convert it with x.astype(float)"
+        )
     grad = np.zeros(x.shape, dtype=np.float64)
     it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
     while not it.finished:
