@@ -209,7 +209,7 @@ def mse_loss(y, t):
     a (N, 1) prediction against (N,) targets is an error, not an (N, N) matrix).
     """
     y = as_float_array(y, "y")
-    t = as_float_array(t, "t")
+    t = as_float_array(t, "t").astype(y.dtype, copy=False)  # dy has the dtype of y
     if y.ndim == 0:
         raise ValueError("y must have a batch axis: shape (N,) or (N, K), got a scalar")
     require_same_shape(y, t, "y", "t")
