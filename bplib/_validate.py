@@ -49,10 +49,14 @@ def as_labels(labels, n: int, num_classes: int) -> np.ndarray:
     if y.shape[0] != n:
         raise ValueError(f"labels has {y.shape[0]} entries but logits has {n} rows")
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
+        if not np.issubdtype(y.dtype, np.floating):
             raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not np.all(whole):
+            raise TypeError(
+                f"labels must be integer class indices, got {y[~whole][0]} (dtype {y.dtype})"
+            )
+        y = y.astype(np.int64)
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         bad = y[(y < 0) | (y >= num_classes)][0]
         raise ValueError(
