@@ -1,0 +1,912 @@
+"""The autograder's checks: one module, so that every exercise uses the same tolerances and words.
+
+Each ``check_*`` function calls a student's function on inputs the student has
+not seen (drawn from a seeded generator), compares what comes back with what
+the grader computes itself, and raises :class:`AssertionError` with a message
+that says what is wrong:
+
+- the return value: ``None``, not a tuple, a tuple of the wrong length, not numbers;
+- a shape: ``"dW has shape (5, 3) but W has shape (3, 5): it is transposed"``;
+- NaN or infinity, overflow on large inputs (the checks run the student's code
+  under ``np.errstate(over="raise", divide="raise", invalid="raise")``);
+- an input modified in place where the contract says the function is pure;
+- the values: a wrong sign, a transposed square matrix, a constant factor
+  (``"a factor of about 0.2 = 1/N: did you divide by the batch size twice?"``),
+  a known mistake recognised by name, otherwise the worst entry
+  (``"relative error 0.41 at index (2, 1): analytic 0.12, numerical -0.07"``).
+
+Gradients are compared with a numerical gradient computed here by central
+differences (:func:`bplib.gradcheck.numerical_gradient`) of the *reference*
+forward function or loss, never of the student's, and with the one tolerance
+:data:`bplib.gradcheck.TOLERANCE`. The student's returned objects are never
+trusted: they are converted with :func:`numpy.asarray`, and every input is a
+copy, kept again to detect mutation.
+
+Partial credit: each check looks at one function only. ``check_two_layer_net``
+and ``check_two_layer_forward`` grade the student's network on its own output;
+if it calls the student's layer functions, their mistakes show up there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from functools import partial
+
+import numpy as np
+
+from . import functional as F
+from . import optim
+from .gradcheck import TOLERANCE, Tolerance, grad_close, numerical_gradient
+
+__all__ = [
+    "check_array",
+    "check_value",
+    "check_backward",
+    "check_linear_backward",
+    "check_relu_backward",
+    "check_sigmoid_backward",
+    "check_tanh_backward",
+    "check_forward",
+    "check_linear_forward",
+    "check_relu_forward",
+    "check_sigmoid_forward",
+    "check_two_layer_forward",
+    "check_loss",
+    "check_mse_loss",
+    "check_softmax_cross_entropy",
+    "check_binary_cross_entropy",
+    "check_two_layer_net",
+    "check_sgd_momentum_update",
+    "check_adam_update",
+    "check_perceptron_update",
+    "check_train_perceptron",
+    "reference_perceptron_update",
+]
+
+Mistake = tuple[str, str, Callable[..., np.ndarray]]
+"""A known mistake: (output name, what the student probably did, the wrong result)."""
+
+
+# --------------------------------------------------------------------------- return values
+
+
+def _describe(obj) -> str:
+    if obj is None:
+        return "None"
+    if isinstance(obj, np.ndarray):
+        return f"an array of shape {obj.shape}"
+    if isinstance(obj, (tuple, list)):
+        return f"a {type(obj).__name__} of length {len(obj)}"
+    return f"a {type(obj).__name__}"
+
+
+def _unpack(result, names: Sequence[str], fn_name: str) -> tuple:
+    """Split the student's return value into ``len(names)`` parts, or explain why not."""
+    expected = "(" + ", ".join(names) + ")"
+    if result is None:
+        raise AssertionError(
+            f"{fn_name} returned None; it must return {expected}. Did you forget `return`?"
+        )
+    if len(names) == 1:
+        return (result,)
+    if not isinstance(result, (tuple, list)):
+        raise AssertionError(
+            f"{fn_name} returned {_describe(result)}; it must return a tuple {expected}"
+        )
+    if len(result) != len(names):
+        raise AssertionError(
+            f"{fn_name} returned a {type(result).__name__} of {len(result)} values; "
+            f"it must return {len(names)}: {expected}"
+        )
+    return tuple(result)
+
+
+def _as_float(value, name: str, fn_name: str) -> np.ndarray:
+    if value is None:
+        raise AssertionError(f"{fn_name} returned None for {name}; expected an array")
+    try:
+        arr = np.array(value, dtype=np.float64)  # a copy: nothing the student returned is kept
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(
+            f"{fn_name}: {name} is {_describe(value)}, which is not an array of numbers ({exc})"
+        ) from None
+    return arr
+
+
+def _as_scalar(value, name: str, fn_name: str) -> float:
+    arr = _as_float(value, name, fn_name)
+    if arr.size != 1:
+        raise AssertionError(
+            f"{fn_name}: {name} has shape {arr.shape}; it must be one number "
+            "(the mean over the batch, not one value per example)"
+        )
+    x = float(arr.reshape(()))
+    if not np.isfinite(x):
+        raise AssertionError(f"{fn_name}: {name} is {x}; expected a finite number")
+    return x
+
+
+@contextmanager
+def _strict_floats(fn_name: str, inputs: str = ""):
+    """Turn overflow, division by zero and invalid operations into a clear AssertionError."""
+    with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+        try:
+            yield
+        except FloatingPointError as exc:
+            where = f" on {inputs}" if inputs else ""
+            raise AssertionError(
+                f"{fn_name} is numerically unstable{where}: numpy reports '{exc}'. "
+                + _UNSTABLE_HINTS[next((k for k in _UNSTABLE_HINTS if k in str(exc)), "")]
+            ) from None
+
+
+_UNSTABLE_HINTS = {
+    "overflow": "Rewrite it so that no exp() gets a large positive argument "
+    "(subtract the row's maximum first, or use exp(-|x|)).",
+    "divide": "Something is divided by zero or log(0) is taken: work with log-probabilities "
+    "(x - logsumexp(x)) rather than log(probabilities).",
+    "invalid": "An operation such as inf - inf or 0/0 gave NaN.",
+    "": "",
+}
+
+
+def _call(fn: Callable, args: Sequence, fn_name: str, inputs: str = ""):
+    with _strict_floats(fn_name, inputs):
+        return fn(*args)
+
+
+def _refuse_reference(student_fn, reference_fn, fn_name: str) -> None:
+    if student_fn is reference_fn:
+        raise AssertionError(
+            f"{fn_name} is bplib's own function: the exercise asks you to write it yourself"
+        )
+
+
+def _check_unchanged(saved: dict, current: dict, fn_name: str, hints: dict | None = None) -> None:
+    for name, before in saved.items():
+        after = current[name]
+        if np.shape(after) != np.shape(before) or not np.array_equal(
+            np.asarray(after), before, equal_nan=True
+        ):
+            hint = (hints or {}).get(name, "work on a copy or build a new array instead")
+            raise AssertionError(
+                f"{fn_name} changed its input {name} in place; it must leave its inputs "
+                f"as they were: {hint}"
+            )
+
+
+# --------------------------------------------------------------------------- comparing arrays
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _factor_hint(ratio: float, batch_size: int | None) -> str:
+    """Words for a constant factor between the student's result and the right one."""
+    if batch_size and batch_size > 1:
+        n = batch_size
+        if np.isclose(ratio, 1 / n, rtol=1e-3):
+            return f" (= 1/N with N = {n}): did you divide by the batch size twice?"
+        if np.isclose(ratio, n, rtol=1e-3):
+            return f" (= N = {n}): did you forget to divide by the batch size?"
+    if np.isclose(ratio, 2, rtol=1e-3):
+        return ": is a factor 1/2 missing, or the 2 of d(u**2)/du = 2u counted twice?"
+    if np.isclose(ratio, 0.5, rtol=1e-3):
+        return ": did you drop the 2 of d(u**2)/du = 2u, or halve twice?"
+    return ""
+
+
+def _fitted_factor(got: np.ndarray, expected: np.ndarray) -> float | None:
+    """The constant c with got ~ c * expected, if there is one (and c != 1)."""
+    denom = float(np.sum(expected * expected))
+    if denom == 0.0:
+        return None
+    c = float(np.sum(got * expected)) / denom
+    residual = np.linalg.norm(got - c * expected)
+    if residual > 1e-6 * max(np.linalg.norm(got), 1e-12) or np.isclose(c, 1.0, rtol=1e-4):
+        return None
+    return c
+
+
+def check_array(
+    got,
+    expected: np.ndarray,
+    name: str,
+    fn_name: str,
+    *,
+    like: str | None = None,
+    like_shape: tuple | None = None,
+    reference: str = "numerical",
+    batch_size: int | None = None,
+    mistakes: Sequence[tuple[str, np.ndarray | Callable[[], np.ndarray]]] = (),
+    tol: Tolerance = TOLERANCE,
+) -> None:
+    """Compare ``got`` (from the student) with ``expected`` (computed by the grader).
+
+    Parameters
+    ----------
+    got : anything the student returned for ``name``
+    expected : ndarray, the correct values
+    name : str, e.g. ``"dW"``
+    fn_name : str, e.g. ``"linear_backward"``
+    like, like_shape : the array whose shape ``got`` must have (e.g. ``"W"``, ``(3, 5)``)
+    reference : word for ``expected`` in messages, ``"numerical"`` (a gradient by central
+        differences) or ``"expected"``
+    batch_size : N, to recognise a factor of N or 1/N
+    mistakes : pairs (what the student probably did, the result of that mistake or a
+        function of no arguments computing it, called only when the values are wrong)
+
+    Raises
+    ------
+    AssertionError
+        naming the first thing that is wrong.
+    """
+    expected = np.asarray(expected, dtype=np.float64)
+    arr = _as_float(got, name, fn_name)
+    what = f"{fn_name}: {name}"
+    if arr.shape != expected.shape:
+        raise AssertionError(_shape_message(what, arr.shape, expected.shape, like, like_shape))
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise AssertionError(f"{what} contains {arr[idx]} at index {idx}; expected finite numbers")
+    if grad_close(arr, expected, tol):
+        return
+    raise AssertionError(f"{what} " + _value_message(arr, expected, reference, batch_size,
+                                                       mistakes, tol))
+
+
+def _shape_message(what, got_shape, want_shape, like, like_shape) -> str:
+    target = f"{like} has shape {like_shape}" if like else f"expected shape {want_shape}"
+    msg = f"{what} has shape {got_shape} but {target}"
+    if len(got_shape) == 2 and got_shape == tuple(reversed(want_shape)):
+        return msg + ": it is transposed (check the order of the matrix product)"
+    if tuple(s for s in got_shape if s != 1) == tuple(s for s in want_shape if s != 1):
+        return msg + (
+            ": the same entries with an extra or missing axis of length 1 "
+            "(summed with keepdims=True, or a column where a row was needed?)"
+        )
+    return msg + f"; it must have shape {want_shape}"
+
+
+def _value_message(arr, expected, reference, batch_size, mistakes, tol) -> str:
+    ref = "the numerical gradient" if reference == "numerical" else "the expected value"
+    for description, wrong in mistakes:
+        try:
+            wrong = np.asarray(wrong() if callable(wrong) else wrong, dtype=np.float64)
+        except (ValueError, ArithmeticError):  # this mistake is impossible for these shapes
+            continue
+        if wrong.shape == arr.shape and grad_close(arr, wrong, tol):
+            return f"is wrong: it matches what you get if you {description}"
+    if grad_close(-arr, expected, tol):
+        return f"has the wrong sign: it equals minus {ref}"
+    if arr.ndim == 2 and arr.shape[0] == arr.shape[1] > 1 and grad_close(arr.T, expected, tol):
+        return (
+            f"is the transpose of {ref} (the shapes agree only because the matrix is "
+            "square): check the order of the matrix product"
+        )
+    if not np.any(arr) and np.any(expected):
+        return f"is all zeros but {ref} is not"
+    c = _fitted_factor(arr, expected)
+    if c is not None:
+        hint = _factor_hint(abs(c), batch_size)
+        sign = " and the opposite sign" if c < 0 else ""
+        return f"differs from {ref} by a factor of about {_fmt(c)}{sign}{hint}"
+    excess = np.abs(arr - expected) - (tol.atol + tol.rtol * np.maximum(np.abs(arr),
+                                                                         np.abs(expected)))
+    idx = np.unravel_index(int(np.argmax(excess)), arr.shape)
+    a, n = float(arr[idx]), float(expected[idx])
+    rel = abs(a - n) / max(1e-8, abs(a) + abs(n))
+    where = f" at index {tuple(int(i) for i in idx)}" if arr.ndim else ""
+    word = "numerical" if reference == "numerical" else "expected"
+    return f"is wrong: relative error {rel:.2g}{where}: yours {_fmt(a)}, {word} {_fmt(n)}"
+
+
+def check_value(got, expected, name: str = "value", fn_name: str = "your function") -> None:
+    """Compare a result with a hand-computed expected value (visible tests)."""
+    check_array(got, np.asarray(expected, dtype=np.float64), name, fn_name, reference="expected")
+
+
+def _check_loss_value(got, expected: float, fn_name: str, batch_size: int,
+                      mistakes: Sequence[tuple[str, Callable[[], float]]] = ()) -> float:
+    loss = _as_scalar(got, "the loss", fn_name)
+    if np.isclose(loss, expected, rtol=TOLERANCE.rtol, atol=TOLERANCE.atol):
+        return loss
+    for description, wrong_fn in mistakes:
+        wrong = wrong_fn()
+        if np.isclose(loss, wrong, rtol=TOLERANCE.rtol, atol=TOLERANCE.atol):
+            raise AssertionError(
+                f"{fn_name}: the loss {_fmt(loss)} should be {_fmt(expected)}; it matches what "
+                f"you get if you {description}"
+            )
+    msg = f"{fn_name}: the loss is {_fmt(loss)} but should be {_fmt(expected)}"
+    if expected != 0:
+        ratio = loss / expected
+        if np.isclose(ratio, -1, rtol=1e-4):
+            msg += ": it has the wrong sign (a loss is -log of a probability, so it is >= 0)"
+        elif ratio > 0:
+            hint = _factor_hint(ratio, batch_size)
+            msg += f", a factor of {_fmt(ratio)}{hint}"
+    raise AssertionError(msg)
+
+
+# --------------------------------------------------------------------------- backward functions
+
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng([20240611, seed])
+
+
+def _away_from_zero(a: np.ndarray, margin: float = 1e-2) -> np.ndarray:
+    """Move entries away from 0 so that a kink (ReLU) is never crossed by ``+-h``."""
+    return np.where(a >= 0, a + margin, a - margin)
+
+
+def check_backward(
+    student_fn: Callable,
+    forward_fn: Callable,
+    inputs: dict[str, np.ndarray],
+    grad_names: Sequence[str],
+    fn_name: str,
+    *,
+    seed: int = 0,
+    mistakes: Sequence[Mistake] = (),
+    dout_hint: str = "work on a copy or build a new array instead",
+) -> None:
+    """Check a backward function ``student_fn(dout, cache)`` against numerical gradients.
+
+    ``forward_fn(*inputs.values())`` is the reference forward function returning
+    ``(out, cache)``; ``grad_names[i]`` is the gradient with respect to the i-th input
+    (``"dx"`` for ``"x"``). A random upstream gradient ``dout`` is drawn from ``seed``;
+    the expected gradient of every input is the numerical vector-Jacobian product
+    ``d sum(dout * out) / d input``. ``mistakes`` are ``(grad name, description,
+    fn(dout, *inputs) -> wrong gradient)``.
+    """
+    names = list(inputs)
+    arrays = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
+    out, _ = forward_fn(*arrays.values())
+    dout = _rng(seed + 7919).standard_normal(np.shape(out))
+    _, cache = forward_fn(*(a.copy() for a in arrays.values()))
+    cache_copy = _copy_tree(cache)
+    dout_arg = dout.copy()
+    result = _call(student_fn, (dout_arg, cache), fn_name)
+    grads = _unpack(result, grad_names, fn_name)
+    _check_unchanged({"dout": dout}, {"dout": dout_arg}, fn_name, {"dout": dout_hint})
+    if not _tree_equal(cache, cache_copy):
+        raise AssertionError(
+            f"{fn_name} changed the cache in place; it must leave its inputs as they were"
+        )
+    batch = arrays[names[0]].shape[0] if arrays[names[0]].ndim else None
+    for name, gname, got in zip(names, grad_names, grads, strict=True):
+        x = arrays[name]
+
+        expected = numerical_gradient(
+            lambda: float(np.sum(forward_fn(*arrays.values())[0] * dout)), x, TOLERANCE.h
+        )
+        wrong = [(d, partial(fn, dout, *arrays.values())) for g, d, fn in mistakes if g == gname]
+        check_array(got, expected, gname, fn_name, like=name, like_shape=x.shape,
+                    batch_size=batch, mistakes=wrong)
+
+
+def _copy_tree(obj):
+    if isinstance(obj, np.ndarray):
+        return obj.copy()
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_copy_tree(o) for o in obj)
+    return obj
+
+
+def _tree_equal(a, b) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return len(a) == len(b) and all(_tree_equal(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
+
+
+def check_linear_backward(student_fn: Callable, N: int = 4, D: int = 3, M: int = 5,
+                          seed: int = 0) -> None:
+    """``linear_backward(dout, cache) -> (dx, dW, db)`` with ``cache = (x, W, b)``."""
+    _refuse_reference(student_fn, F.linear_backward, "linear_backward")
+    rng = _rng(seed)
+    inputs = {"x": rng.standard_normal((N, D)), "W": rng.standard_normal((D, M)),
+              "b": rng.standard_normal(M)}
+    mistakes = [
+        ("dx", "multiply by W instead of W.T (dx = dout @ W.T)", lambda d, x, W, b: d @ W),
+        ("db", "average over the batch instead of summing (db = dout.sum(axis=0))",
+         lambda d, x, W, b: d.mean(axis=0)),
+    ]
+    check_backward(student_fn, F.linear_forward, inputs, ("dx", "dW", "db"), "linear_backward",
+                   seed=seed, mistakes=mistakes)
+
+
+def check_relu_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
+    """``relu_backward(dout, cache) -> dx`` with ``cache = x``."""
+    _refuse_reference(student_fn, F.relu_backward, "relu_backward")
+    x = _away_from_zero(_rng(seed).standard_normal(shape))
+    mistakes = [("dx", "pass dout through where x < 0 instead of where x > 0",
+                 lambda d, x: d * (x < 0))]
+    check_backward(student_fn, F.relu_forward, {"x": x}, ("dx",), "relu_backward", seed=seed,
+                   mistakes=mistakes,
+                   dout_hint="`dout[x <= 0] = 0` writes into dout; use `dout * (x > 0)`")
+
+
+def check_sigmoid_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
+    """``sigmoid_backward(dout, cache) -> dx`` with ``cache = out = sigmoid(x)``."""
+    _refuse_reference(student_fn, F.sigmoid_backward, "sigmoid_backward")
+    x = 2 * _rng(seed).standard_normal(shape)
+
+    def as_if_cache_were_x(d, x):
+        s = F.sigmoid(F.sigmoid(x))
+        return d * s * (1 - s)
+
+    mistakes = [
+        ("dx", "treat the cache as x: the cache is out = sigmoid(x), so dx = dout*out*(1-out)",
+         as_if_cache_were_x),
+        ("dx", "forget to multiply by dout", lambda d, x: F.sigmoid(x) * (1 - F.sigmoid(x))),
+    ]
+    check_backward(student_fn, F.sigmoid_forward, {"x": x}, ("dx",), "sigmoid_backward",
+                   seed=seed, mistakes=mistakes)
+
+
+def check_tanh_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
+    """``tanh_backward(dout, cache) -> dx`` with ``cache = out = tanh(x)``."""
+    _refuse_reference(student_fn, F.tanh_backward, "tanh_backward")
+    x = 1.5 * _rng(seed).standard_normal(shape)
+    mistakes = [
+        ("dx", "treat the cache as x: the cache is out = tanh(x), so dx = dout*(1-out**2)",
+         lambda d, x: d * (1 - np.tanh(np.tanh(x)) ** 2)),
+        ("dx", "write 1 - out instead of 1 - out**2", lambda d, x: d * (1 - np.tanh(x))),
+        ("dx", "forget to multiply by dout", lambda d, x: 1 - np.tanh(x) ** 2),
+    ]
+    check_backward(student_fn, F.tanh_forward, {"x": x}, ("dx",), "tanh_backward", seed=seed,
+                   mistakes=mistakes)
+
+
+# --------------------------------------------------------------------------- forward functions
+
+
+def check_forward(
+    student_fn: Callable,
+    reference_fn: Callable,
+    inputs: dict[str, np.ndarray],
+    fn_name: str,
+    cache_names: Sequence[str],
+    cache_from: Callable[[dict, np.ndarray], Sequence[np.ndarray]],
+    describe_inputs: str = "",
+) -> None:
+    """Check a forward function ``student_fn(*inputs) -> (out, cache)``.
+
+    ``cache_from(inputs, out)`` gives the arrays the contract puts in the cache, named
+    ``cache_names`` (a single name means the cache is that array itself).
+    """
+    arrays = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
+    args = {k: v.copy() for k, v in arrays.items()}
+    result = _call(student_fn, list(args.values()), fn_name, describe_inputs)
+    got_out, got_cache = _unpack(result, ("out", "cache"), fn_name)
+    _check_unchanged(arrays, args, fn_name)
+    out, _ = reference_fn(*arrays.values())
+    first = next(iter(arrays.values()))
+    check_array(got_out, out, "out", fn_name, reference="expected",
+                like="the expected output", like_shape=out.shape,
+                batch_size=first.shape[0] if first.ndim else None)
+    want = cache_from(arrays, out)
+    if len(cache_names) == 1:
+        parts = (got_cache,)
+    else:
+        parts = _unpack(got_cache, cache_names, f"{fn_name}'s cache")
+    for cname, got, w in zip(cache_names, parts, want, strict=True):
+        check_array(got, w, f"the cache entry {cname}", fn_name, reference="expected")
+
+
+def check_linear_forward(student_fn: Callable, N: int = 4, D: int = 3, M: int = 5,
+                         seed: int = 0) -> None:
+    """``linear_forward(x, W, b) -> (out, (x, W, b))`` with ``out = x @ W + b``."""
+    _refuse_reference(student_fn, F.linear_forward, "linear_forward")
+    rng = _rng(seed)
+    inputs = {"x": rng.standard_normal((N, D)), "W": rng.standard_normal((D, M)),
+              "b": rng.standard_normal(M)}
+    check_forward(student_fn, F.linear_forward, inputs, "linear_forward", ("x", "W", "b"),
+                  lambda a, out: (a["x"], a["W"], a["b"]))
+
+
+def check_relu_forward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
+    """``relu_forward(x) -> (max(0, x), x)``."""
+    _refuse_reference(student_fn, F.relu_forward, "relu_forward")
+    x = _rng(seed).standard_normal(shape)
+    check_forward(student_fn, F.relu_forward, {"x": x}, "relu_forward", ("x",),
+                  lambda a, out: (a["x"],))
+
+
+def check_sigmoid_forward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0,
+                          scale: float = 3.0) -> None:
+    """``sigmoid_forward(x) -> (out, out)``; with ``scale=1000`` it checks stability."""
+    _refuse_reference(student_fn, F.sigmoid_forward, "sigmoid_forward")
+    x = scale * _rng(seed).standard_normal(shape)
+    check_forward(student_fn, F.sigmoid_forward, {"x": x}, "sigmoid_forward", ("out",),
+                  lambda a, out: (out,), describe_inputs=f"inputs as large as {_fmt(abs(x).max())}")
+
+
+def _two_layer_scores(params: dict, X: np.ndarray) -> np.ndarray:
+    h, _ = F.relu_forward(F.linear_forward(X, params["W1"], params["b1"])[0])
+    return F.linear_forward(h, params["W2"], params["b2"])[0]
+
+
+def _two_layer_params(rng, D: int, H: int, C: int) -> dict[str, np.ndarray]:
+    return {"W1": rng.standard_normal((D, H)) / np.sqrt(D), "b1": 0.1 * rng.standard_normal(H),
+            "W2": rng.standard_normal((H, C)) / np.sqrt(H), "b2": 0.1 * rng.standard_normal(C)}
+
+
+def _two_layer_problem(seed: int, N: int, D: int, H: int, C: int):
+    """Random parameters and data whose hidden pre-activations stay away from ReLU's kink."""
+    rng = _rng(seed)
+    for _ in range(100):
+        params = _two_layer_params(rng, D, H, C)
+        X = rng.standard_normal((N, D))
+        pre = X @ params["W1"] + params["b1"]
+        if np.min(np.abs(pre)) > 1e-3:
+            break
+    y = rng.integers(0, C, size=N)
+    return params, X, y
+
+
+def _copy_params(params: dict) -> dict:
+    return {k: np.array(v, dtype=np.float64) for k, v in params.items()}
+
+
+def _check_params_unchanged(saved: dict, given: dict, fn_name: str) -> None:
+    for k, v in saved.items():
+        if k not in given or not np.array_equal(np.asarray(given[k]), v):
+            raise AssertionError(f"{fn_name} changed params[{k!r}]; it must leave params alone")
+
+
+def check_two_layer_forward(student_fn: Callable, N: int = 4, D: int = 3, H: int = 6,
+                            C: int = 2, seed: int = 0) -> None:
+    """``two_layer_forward(params, X) -> scores``, ``relu(X W1 + b1) W2 + b2``, shape (N, C)."""
+    fn_name = "two_layer_forward"
+    params, X, _ = _two_layer_problem(seed, N, D, H, C)
+    given, X_arg = _copy_params(params), X.copy()
+    scores = _unpack(_call(student_fn, (given, X_arg), fn_name), ("scores",), fn_name)[0]
+    _check_params_unchanged(params, given, fn_name)
+    _check_unchanged({"X": X}, {"X": X_arg}, fn_name)
+    check_array(scores, _two_layer_scores(params, X), "scores", fn_name, reference="expected",
+                like="(N, C)", like_shape=(N, C))
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def check_loss(
+    student_fn: Callable,
+    reference_fn: Callable,
+    pred: np.ndarray,
+    target: np.ndarray,
+    fn_name: str,
+    grad_name: str,
+    pred_name: str,
+    *,
+    loss_mistakes: Sequence[tuple[str, Callable]] = (),
+    grad_mistakes: Sequence[tuple[str, Callable]] = (),
+    describe_inputs: str = "",
+    numerical: bool = True,
+) -> None:
+    """Check ``student_fn(pred, target) -> (loss, dpred)``.
+
+    The loss is compared with ``reference_fn``'s; the gradient with the numerical
+    gradient of the reference loss (or, when ``numerical`` is false, e.g. for
+    huge logits, with the reference's analytic gradient). Mistakes are
+    ``(description, fn(pred, target) -> wrong loss / wrong gradient)``.
+    """
+    pred = np.array(pred, dtype=np.float64)
+    target = np.array(target)
+    p_arg, t_arg = pred.copy(), target.copy()
+    result = _call(student_fn, (p_arg, t_arg), fn_name, describe_inputs)
+    got_loss, got_grad = _unpack(result, ("loss", grad_name), fn_name)
+    _check_unchanged({pred_name: pred, "the targets": target},
+                     {pred_name: p_arg, "the targets": t_arg}, fn_name)
+    n = pred.shape[0]
+    loss, ref_grad = reference_fn(pred, target)
+    _check_loss_value(got_loss, loss, fn_name, n,
+                      [(d, partial(fn, pred, target)) for d, fn in loss_mistakes])
+    if numerical:
+        work = pred.copy()
+        expected = numerical_gradient(lambda: reference_fn(work, target)[0], work, TOLERANCE.h)
+    else:
+        expected = ref_grad
+    check_array(got_grad, expected, grad_name, fn_name, like=pred_name, like_shape=pred.shape,
+                reference="numerical" if numerical else "expected", batch_size=n,
+                mistakes=[(d, partial(fn, pred, target)) for d, fn in grad_mistakes])
+
+
+def check_mse_loss(student_fn: Callable, shape: tuple = (5, 3), seed: int = 0) -> None:
+    """``mse_loss(y, t) -> (loss, dy)`` with ``loss = sum((y - t)**2) / (2N)``."""
+    _refuse_reference(student_fn, F.mse_loss, "mse_loss")
+    rng = _rng(seed)
+    y, t = rng.standard_normal(shape), rng.standard_normal(shape)
+    n = shape[0]
+    check_loss(
+        student_fn, F.mse_loss, y, t, "mse_loss", "dy", "y",
+        loss_mistakes=[
+            ("leave out the 1/2: the contract is sum((y - t)**2) / (2N)",
+             lambda y, t: np.sum((y - t) ** 2) / n),
+            ("take the mean over every entry (np.mean) instead of dividing by N only",
+             lambda y, t: np.mean((y - t) ** 2) / 2),
+        ],
+        grad_mistakes=[
+            ("divide by every entry (y.size) instead of N = y.shape[0]",
+             lambda y, t: (y - t) / y.size),
+            ("compute (t - y) / N: the gradient is (y - t) / N", lambda y, t: (t - y) / n),
+        ],
+    )
+
+
+def _ce_problem(seed: int, N: int, C: int, scale: float):
+    rng = _rng(seed)
+    logits = scale * rng.standard_normal((N, C))
+    if scale >= 100:
+        logits = np.sign(logits) * scale  # +-scale: huge, and ties between classes
+        logits[0] = scale * np.where(np.arange(C) % 2, 1.0, -1.0)
+    return logits, rng.integers(0, C, size=N)
+
+
+def check_softmax_cross_entropy(student_fn: Callable, N: int = 5, C: int = 3, seed: int = 0,
+                                scale: float = 2.0) -> None:
+    """``softmax_cross_entropy(logits, labels) -> (loss, dlogits)``, mean over the batch.
+
+    With ``scale=1000`` the logits are +-1000: the loss must still be finite and right.
+    """
+    _refuse_reference(student_fn, F.softmax_cross_entropy, "softmax_cross_entropy")
+    logits, labels = _ce_problem(seed, N, C, scale)
+
+    def no_mean(z, y):
+        return F.softmax_cross_entropy(z, y)[1] * N
+
+    def onehot_missing(z, y):
+        return F.softmax(z) / N
+
+    check_loss(
+        student_fn, F.softmax_cross_entropy, logits, labels, "softmax_cross_entropy",
+        "dlogits", "logits",
+        loss_mistakes=[("sum over the batch instead of taking the mean",
+                        lambda z, y: F.softmax_cross_entropy(z, y)[0] * N)],
+        grad_mistakes=[("forget to divide by N", no_mean),
+                       ("forget to subtract 1 at the true class (softmax(z) - onehot(y))",
+                        onehot_missing)],
+        describe_inputs=f"logits as large as +-{_fmt(np.abs(logits).max())}",
+        numerical=scale < 100,
+    )
+
+
+def check_binary_cross_entropy(student_fn: Callable, shape: tuple = (6,), seed: int = 0,
+                               scale: float = 2.0) -> None:
+    """``binary_cross_entropy(logits, t) -> (loss, dlogits)`` on logits, mean over the batch."""
+    _refuse_reference(student_fn, F.binary_cross_entropy, "binary_cross_entropy")
+    rng = _rng(seed)
+    logits = scale * rng.standard_normal(shape)
+    if scale >= 100:
+        logits = np.sign(logits) * scale
+    t = rng.integers(0, 2, size=shape).astype(np.float64)
+    t.flat[0], t.flat[-1] = 0.0, 1.0
+    n = shape[0]
+    check_loss(
+        student_fn, F.binary_cross_entropy, logits, t, "binary_cross_entropy", "dlogits",
+        "logits",
+        loss_mistakes=[("sum over the batch instead of taking the mean",
+                        lambda z, t: F.binary_cross_entropy(z, t)[0] * n)],
+        grad_mistakes=[("use t - sigmoid(z): the gradient is (sigmoid(z) - t) / N",
+                        lambda z, t: (t - F.sigmoid(z)) / n)],
+        describe_inputs=f"logits as large as +-{_fmt(np.abs(logits).max())}",
+        numerical=scale < 100,
+    )
+
+
+# --------------------------------------------------------------------------- a whole network
+
+
+def _two_layer_loss(params: dict, X: np.ndarray, y: np.ndarray) -> float:
+    return F.softmax_cross_entropy(_two_layer_scores(params, X), y)[0]
+
+
+def check_two_layer_net(student_fn: Callable, N: int = 5, D: int = 4, H: int = 6, C: int = 3,
+                        seed: int = 0) -> None:
+    """``two_layer_net(params, X, y) -> (loss, grads)``; ReLU hidden layer, softmax cross-entropy.
+
+    The loss is compared with the grader's forward pass; each of ``grads["W1"]``,
+    ``grads["b1"]``, ``grads["W2"]``, ``grads["b2"]`` with a numerical gradient of
+    the grader's loss. Graded on its own output only.
+    """
+    fn_name = "two_layer_net"
+    params, X, y = _two_layer_problem(seed, N, D, H, C)
+    given, X_arg, y_arg = _copy_params(params), X.copy(), y.copy()
+    result = _call(student_fn, (given, X_arg, y_arg), fn_name)
+    got_loss, grads = _unpack(result, ("loss", "grads"), fn_name)
+    _check_params_unchanged(params, given, fn_name)
+    _check_unchanged({"X": X, "y": y}, {"X": X_arg, "y": y_arg}, fn_name)
+    _check_loss_value(got_loss, _two_layer_loss(params, X, y), fn_name, N)
+    if not isinstance(grads, dict):
+        raise AssertionError(
+            f"{fn_name}: grads is {_describe(grads)}; it must be a dict with keys W1, b1, W2, b2"
+        )
+    missing = [k for k in params if k not in grads]
+    if missing:
+        raise AssertionError(
+            f"{fn_name}: grads has keys {sorted(map(str, grads))} but is missing {missing}; "
+            "it must have W1, b1, W2, b2"
+        )
+    work = _copy_params(params)
+    for k in ("W2", "b2", "W1", "b1"):
+        expected = numerical_gradient(lambda: _two_layer_loss(work, X, y), work[k], TOLERANCE.h)
+        check_array(grads[k], expected, f"grads[{k!r}]", fn_name, like=k,
+                    like_shape=params[k].shape, batch_size=N)
+
+
+# --------------------------------------------------------------------------- updates
+
+
+def _update_check(student_fn, reference_fn, state: dict, hyper: dict, out_names, fn_name,
+                  mistakes: Sequence[tuple[str, Callable]] = ()) -> None:
+    """Call ``student_fn(**state, **hyper)`` on copies; compare every output with the reference."""
+    saved = {k: np.array(v, dtype=np.float64) for k, v in state.items()}
+    args = {k: v.copy() for k, v in saved.items()}
+    result = _call(student_fn, (*args.values(), *hyper.values()), fn_name)
+    got = _unpack(result, out_names, fn_name)
+    _check_unchanged(saved, args, fn_name, {k: f"return a new array, e.g. {k} = {k} - ..."
+                                            for k in saved})
+    want = reference_fn(*(v.copy() for v in saved.values()), *hyper.values())
+    wrong = [(d, partial(fn, *saved.values(), *hyper.values())) for d, fn in mistakes]
+    for i, (name, g, w) in enumerate(zip(out_names, got, want, strict=True)):
+        check_array(g, w, f"the new {name}", fn_name, like=name, like_shape=saved["w"].shape,
+                    reference="expected",
+                    mistakes=[(d, lambda fn=fn, i=i: fn()[i]) for d, fn in wrong])
+
+
+def check_sgd_momentum_update(student_fn: Callable, shape: tuple = (3, 4), seed: int = 0,
+                              steps: int = 1) -> None:
+    """``sgd_momentum_update(w, dw, v, lr, momentum) -> (w, v)``; ``v = mu v - lr dw; w += v``.
+
+    With ``steps > 1`` the check repeats with the reference state of the previous step.
+    """
+    _refuse_reference(student_fn, optim.sgd_momentum_update, "sgd_momentum_update")
+    rng = _rng(seed)
+    w, v = rng.standard_normal(shape), 0.1 * rng.standard_normal(shape)
+    lr, mu = float(rng.uniform(0.01, 0.5)), float(rng.uniform(0.5, 0.95))
+    mistakes = [
+        ("update w with the old velocity (w + v before v is updated)",
+         lambda w, dw, v, lr, mu: (w + v, mu * v - lr * dw)),
+        ("use v = mu*v + lr*dw and w = w - v: the contract keeps v = mu*v - lr*dw and w = w + v",
+         lambda w, dw, v, lr, mu: (w - (mu * v + lr * dw), mu * v + lr * dw)),
+    ]
+    for _ in range(steps):
+        dw = rng.standard_normal(shape)
+        _update_check(student_fn, optim.sgd_momentum_update, {"w": w, "dw": dw, "v": v},
+                      {"lr": lr, "momentum": mu}, ("w", "v"), "sgd_momentum_update", mistakes)
+        w, v = optim.sgd_momentum_update(w, dw, v, lr, mu)
+
+
+def _adam_no_correction(w, dw, m, v, t, lr, b1, b2, eps):
+    m = b1 * m + (1 - b1) * dw
+    v = b2 * v + (1 - b2) * dw * dw
+    return w - lr * m / (np.sqrt(v) + eps), m, v
+
+
+def _adam_eps_inside(w, dw, m, v, t, lr, b1, b2, eps):
+    m = b1 * m + (1 - b1) * dw
+    v = b2 * v + (1 - b2) * dw * dw
+    return w - lr * (m / (1 - b1**t)) / np.sqrt(v / (1 - b2**t) + eps), m, v
+
+
+def _adam_plain_square(w, dw, m, v, t, lr, b1, b2, eps):
+    m = b1 * m + (1 - b1) * dw
+    v = b2 * v + (1 - b2) * dw
+    with np.errstate(invalid="ignore"):
+        return w - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps), m, v
+
+
+def check_adam_update(student_fn: Callable, shape: tuple = (3, 4), seed: int = 0,
+                      steps: int = 3) -> None:
+    """``adam_update(w, dw, m, v, t, lr, beta1, beta2, eps) -> (w, m, v)``, t = 1, 2, ...
+
+    Each step starts from the reference state of the previous one, so a mistake
+    is reported at the first step where it shows.
+    """
+    _refuse_reference(student_fn, optim.adam_update, "adam_update")
+    rng = _rng(seed)
+    w = rng.standard_normal(shape)
+    m, v = np.zeros(shape), np.zeros(shape)
+    hyper = {"lr": float(rng.uniform(0.01, 0.1)), "beta1": 0.9, "beta2": 0.999, "eps": 1e-3}
+    mistakes = [
+        ("leave out the bias correction m_hat = m / (1 - beta1**t), v_hat = v / (1 - beta2**t)",
+         _adam_no_correction),
+        ("put eps inside the square root: the step is lr * m_hat / (sqrt(v_hat) + eps)",
+         _adam_eps_inside),
+        ("average dw instead of dw**2 into v", _adam_plain_square),
+    ]
+    for t in range(1, steps + 1):
+        dw = rng.standard_normal(shape)
+        _update_check(student_fn, optim.adam_update, {"w": w, "dw": dw, "m": m, "v": v},
+                      {"t": t, **hyper}, ("w", "m", "v"), f"adam_update (at step t={t})",
+                      mistakes)
+        w, m, v = optim.adam_update(w, dw, m, v, t, *hyper.values())
+
+
+# --------------------------------------------------------------------------- the perceptron
+
+
+def reference_perceptron_update(w, b, x, y, lr):
+    """One step of Rosenblatt's rule: ``y_hat = [x . w + b > 0]``; ``w += lr (y - y_hat) x``."""
+    err = y - (1 if float(np.dot(x, w) + b) > 0 else 0)
+    return w + lr * err * x, b + lr * err
+
+
+def check_perceptron_update(student_fn: Callable, D: int = 3, seed: int = 0) -> None:
+    """``perceptron_update(w, b, x, y, lr) -> (w, b)`` for one example ``x`` (D,), ``y`` in {0, 1}.
+
+    Checks a correctly classified example (nothing changes), a missed positive and
+    a missed negative.
+    """
+    fn_name = "perceptron_update"
+    rng = _rng(seed)
+    lr = float(rng.choice([0.5, 1.0, 2.0]))
+    for _ in range(6):
+        w, x = rng.standard_normal(D), rng.standard_normal(D)
+        b = float(rng.standard_normal())
+        if abs(x @ w + b) < 1e-3:
+            continue
+        for y in (0, 1):
+            args = [w.copy(), b, x.copy(), y, lr]
+            got = _unpack(_call(student_fn, args, fn_name), ("w", "b"), fn_name)
+            _check_unchanged({"w": w, "x": x}, {"w": args[0], "x": args[2]}, fn_name)
+            want_w, want_b = reference_perceptron_update(w, b, x, y, lr)
+            case = f"(for x={np.round(x, 3).tolist()}, y={y}, w={np.round(w, 3).tolist()}, " \
+                   f"b={b:.3f}, lr={lr})"
+            check_array(got[0], want_w, "the new w", f"{fn_name} {case}", reference="expected",
+                        like="w", like_shape=w.shape)
+            check_array(got[1], want_b, "the new b", f"{fn_name} {case}", reference="expected")
+
+
+def _perceptron_predict(w, b, X):
+    return (X @ w + b > 0).astype(int)
+
+
+def check_train_perceptron(student_fn: Callable, gate: str = "and", max_epochs: int = 20) -> None:
+    """``train_perceptron(X, y, lr, max_epochs) -> (w, b, mistakes)``.
+
+    On AND, OR and NAND it must stop after the first epoch with no mistake and
+    classify all four points; on XOR it must run all ``max_epochs`` epochs and
+    never reach zero mistakes.
+    """
+    fn_name = f"train_perceptron on {gate.upper()}"
+    X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    table = {"and": [0, 0, 0, 1], "or": [0, 1, 1, 1], "nand": [1, 1, 1, 0], "xor": [0, 1, 1, 0]}
+    y = np.array(table[gate])
+    X_arg, y_arg = X.copy(), y.copy()
+    got = _unpack(_call(student_fn, (X_arg, y_arg, 1.0, max_epochs), fn_name),
+                  ("w", "b", "mistakes"), fn_name)
+    _check_unchanged({"X": X, "y": y}, {"X": X_arg, "y": y_arg}, fn_name)
+    w = _as_float(got[0], "w", fn_name)
+    if w.shape != (2,):
+        raise AssertionError(f"{fn_name}: w has shape {w.shape}; expected (2,), one per input")
+    b = _as_scalar(got[1], "b", fn_name)
+    mistakes = _as_float(got[2], "mistakes", fn_name).ravel()
+    if mistakes.size == 0:
+        raise AssertionError(f"{fn_name}: mistakes is empty; record one count per epoch")
+    if gate == "xor":
+        if mistakes.size != max_epochs or np.any(mistakes == 0):
+            raise AssertionError(
+                f"{fn_name}: mistakes per epoch are {mistakes.astype(int).tolist()}; XOR is not "
+                f"linearly separable, so every one of the {max_epochs} epochs must make a mistake"
+            )
+        return
+    pred = _perceptron_predict(w, b, X)
+    if not np.array_equal(pred, y):
+        raise AssertionError(
+            f"{fn_name}: the returned w={w.tolist()}, b={b} classify the four points as "
+            f"{pred.tolist()}, but the targets are {y.tolist()}"
+        )
+    if mistakes[-1] != 0 or np.any(mistakes[:-1] == 0):
+        raise AssertionError(
+            f"{fn_name}: mistakes per epoch are {mistakes.astype(int).tolist()}; training must "
+            "stop right after the first epoch with no mistakes, and that epoch's count is 0"
+        )
