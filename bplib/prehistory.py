@@ -34,7 +34,7 @@ def _check_binary_labels(y, n: int) -> np.ndarray:
         raise ValueError(f"y has shape {y.shape} but X has {n} rows; expected y of shape ({n},)")
     bad = ~np.isin(y, (0, 1))
     if np.any(bad):
-        raise ValueError(f"y must hold labels 0 or 1, got {y[bad][0]!r}")
+        raise ValueError(f"y must hold labels 0 or 1, got {y[bad][0].item()!r}")
     return y.astype(np.int64)
 
 
@@ -98,7 +98,7 @@ class McCullochPittsUnit:
         bad = ~np.isin(x, (0, 1))
         if np.any(bad):
             raise ValueError(
-                f"a McCulloch-Pitts unit takes binary inputs (0 or 1), got {x[bad][0]!r}"
+                f"a McCulloch-Pitts unit takes binary inputs (0 or 1), got {x[bad][0].item()!r}"
             )
         fired = (x @ self.weights >= self.threshold).astype(np.int64)
         return int(fired) if x.ndim == 1 else fired
