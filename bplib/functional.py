@@ -172,9 +172,15 @@ def logsumexp(x, axis: int = -1, keepdims: bool = False):
 
 
 def log_softmax(x):
-    """Row-wise ``log softmax(x) = x - logsumexp(x)`` for ``x`` of shape (N, C)."""
+    """Row-wise ``log softmax(x) = x - logsumexp(x)`` for ``x`` of shape (N, C).
+
+    Computed as ``(x - m) - log(sum(exp(x - m)))`` with ``m`` the row maximum, so
+    the largest entry is exactly ``-log(sum(...))`` even when ``|x|`` is large.
+    """
     x = as_float_array(x, "x")
-    return x - logsumexp(x, axis=-1, keepdims=True)
+    shifted = x - np.max(x, axis=-1, keepdims=True)
+    with np.errstate(under="ignore"):
+        return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
 
 def softmax(x):
