@@ -18,20 +18,13 @@ from matplotlib.figure import Figure  # noqa: E402
 from bplib import data, plots  # noqa: E402
 from bplib import functional as F  # noqa: E402
 from bplib.gradcheck import TOLERANCE, check_gradients  # noqa: E402
+from bplib.train import History  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _close_figures():
     yield
     plt.close("all")
-
-
-class FakeHistory:
-    """What bplib.train.History looks like to plot_history: a Keras-like ``.history`` dict."""
-
-    def __init__(self, history):
-        self.history = history
-        self.epochs = list(range(len(history["loss"])))
 
 
 HISTORY = {
@@ -122,7 +115,7 @@ def test_decision_boundary_needs_two_features():
 # ----------------------------------------------------------------------------- history
 
 
-@pytest.mark.parametrize("history", [HISTORY, FakeHistory(HISTORY)], ids=["dict", "History"])
+@pytest.mark.parametrize("history", [HISTORY, History(history=HISTORY)], ids=["dict", "History"])
 def test_plot_history_draws_train_and_validation_per_metric(history):
     fig = plots.plot_history(history)
     assert isinstance(fig, Figure)
