@@ -54,6 +54,43 @@ from .optim import (
 
 __version__ = "0.1.0"
 
+__all__ = [
+    "binary_cross_entropy",
+    "leaky_relu_backward",
+    "leaky_relu_forward",
+    "linear_backward",
+    "linear_forward",
+    "log_softmax",
+    "logsumexp",
+    "mse_loss",
+    "relu_backward",
+    "relu_forward",
+    "sigmoid",
+    "sigmoid_backward",
+    "sigmoid_forward",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "softmax_forward",
+    "tanh_backward",
+    "tanh_forward",
+    "TOLERANCE",
+    "GradCheckReport",
+    "check_gradients",
+    "grad_close",
+    "numerical_gradient",
+    "numerical_gradient_array",
+    "rel_error",
+    "SGD",
+    "Adam",
+    "RMSProp",
+    "adam_update",
+    "nesterov_update",
+    "rmsprop_update",
+    "sgd_momentum_update",
+    "sgd_update",
+]
+
 # Names defined in modules that are written by other parts of the course are
 # resolved lazily, so that `import bplib` stays fast and plots never load
 # matplotlib unless asked.

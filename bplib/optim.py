@@ -157,7 +157,8 @@ class Optimizer:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v}" for k, v in vars(self).items() if k not in ("state", "iterations"))
+        hidden = ("state", "iterations")
+        args = ", ".join(f"{k}={v}" for k, v in vars(self).items() if k not in hidden)
         return f"{type(self).__name__}({args})"
 
 
