@@ -21,3 +21,28 @@ c.ExecutePreprocessor.timeout = 15
 c.Execute.timeout = 15
 
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# --- Feedback: each failure's message, never the hidden tests' source --------
+# nbgrader writes the hidden tests back into autograded notebooks and its default
+# feedback renders them (upstream #917, #1363). HideHiddenTests (bplib/nbgrader_ext.py)
+# removes them, and cuts the tracebacks of those cells to "ename: evalue", after the
+# grades are read and before the HTML export. The list replaces nbgrader 0.9's default
+# [GetGrades, CSSHTMLHeaderPreprocessor], so `nbgrader generate_feedback` and the
+# formgrader's "generate feedback" button both produce safe feedback.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import GetGrades  # noqa: E402
+
+from bplib.nbgrader_ext import HideHiddenTests  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# --- Collecting submissions downloaded from an LMS (`nbgrader zip_collect`) ---
+# Put the LMS download (zip files or notebooks) in downloaded/<assignment>/archive/.
+# The file names must look like "<student_id>_<anything>_<assignment>.ipynb", e.g.
+# Canvas's "jdoe_late_12345_67890_ex04_backward.ipynb" or Moodle-style exports renamed
+# to "jdoe_ex04_backward.ipynb"; file_id is the notebook's name in the assignment.
+c.ZipCollectApp.archive_directory = "archive"
+c.ZipCollectApp.extracted_directory = "extracted"
+c.FileNameCollectorPlugin.named_regexp = (
+    r"^(?:.*/)?(?P<student_id>[A-Za-z0-9.\-]+)_(?:.*_)?(?P<file_id>ex\d\d_[a-z_]+\.ipynb)$"
+)

@@ -1,0 +1,264 @@
+"""The instructor's pipeline, end to end, on the sample submissions: ``make grade-demo``.
+
+In a throw-away course (a temporary folder holding a copy of ``nbgrader_config.py``
+and ``solutions/``) it runs what an instructor runs:
+
+1. ``nbgrader generate_assignment`` for every assignment (the release, ``exercises/``);
+2. fills ``submitted/`` with the sample students built from that release by
+   ``tests/submissions/build.py`` (correct, blank, one per typical mistake, never-ending);
+3. ``nbgrader autograde <assignment>``, one batched call per assignment;
+4. ``nbgrader generate_feedback <assignment>``;
+5. ``nbgrader export`` (``grades.csv``),
+
+then prints the scores per student and assignment, compares every test cell's
+grade with what the sample was built to score, and checks that no feedback file
+shows hidden-test source. It exits 1 if anything disagrees.
+
+Usage: ``python tools/grade_demo.py [--keep DIR] [assignment ...]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import html
+import importlib.util
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NBGRADER = [sys.executable, "-m", "nbgrader"]
+
+
+def _env() -> dict[str, str]:
+    """The environment with this Python's ``bin/`` first: nbgrader runs ``alembic`` from PATH."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _load("submissions_build", ROOT / "tests" / "submissions" / "build.py")
+
+
+def assignments(root: Path = ROOT) -> list[str]:
+    """Assignments whose source notebook exists: ``solutions/<a>/<a>.ipynb``."""
+    return sorted(p.parent.name for p in (root / "solutions").glob("*/*.ipynb")
+                  if p.stem == p.parent.name)
+
+
+@dataclass
+class Course:
+    """A throw-away nbgrader course and what happened in it."""
+
+    root: Path
+    assignments: list[str]
+    expected: list = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
+    logs: dict[str, str] = field(default_factory=dict)  # step -> nbgrader's output
+
+    def nbgrader(self, step: str, *args: str) -> str:
+        """Run one nbgrader command in the course; return its output; raise if it fails."""
+        start = time.perf_counter()
+        proc = subprocess.run([*NBGRADER, *args], cwd=self.root, capture_output=True,
+                              text=True, check=False, env=_env())
+        self.seconds[step] = time.perf_counter() - start
+        self.logs[step] = proc.stdout + proc.stderr
+        if proc.returncode != 0:
+            raise RuntimeError(f"nbgrader {' '.join(args)} exited {proc.returncode}:\n"
+                               + self.logs[step][-4000:])
+        return self.logs[step]
+
+
+def make_course(dest: Path, names: list[str], source_root: Path = ROOT) -> Course:
+    """Copy ``nbgrader_config.py`` and the named ``solutions/`` folders into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source_root / "nbgrader_config.py", dest / "nbgrader_config.py")
+    for a in names:
+        shutil.copytree(source_root / "solutions" / a, dest / "solutions" / a,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return Course(dest, list(names))
+
+
+def release(course: Course) -> None:
+    """``nbgrader generate_assignment`` for every assignment of the course."""
+    for a in course.assignments:
+        course.nbgrader(f"release {a}", "generate_assignment", a, "--force")
+
+
+def submit_samples(course: Course) -> None:
+    """Write the sample students into ``submitted/`` and keep their expected grades."""
+    course.expected = corpus.build(course.root / "solutions", course.root / "exercises",
+                                   course.root / "submitted", course.assignments)
+
+
+def autograde(course: Course) -> None:
+    """One batched ``nbgrader autograde`` per assignment (every student at once)."""
+    for a in course.assignments:
+        course.nbgrader(f"autograde {a}", "autograde", a, "--force")
+
+
+def feedback(course: Course) -> None:
+    """``nbgrader generate_feedback`` per assignment, through the course's config."""
+    for a in course.assignments:
+        course.nbgrader(f"feedback {a}", "generate_feedback", a, "--force")
+
+
+def export(course: Course) -> list[dict[str, str]]:
+    """``nbgrader export`` to ``grades.csv``; return its rows."""
+    course.nbgrader("export", "export", "--to", "grades.csv")
+    with open(course.root / "grades.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def run_all(course: Course) -> list[dict[str, str]]:
+    """Release, submit, autograde, feedback and export; return the CSV rows."""
+    release(course)
+    submit_samples(course)
+    autograde(course)
+    feedback(course)
+    return export(course)
+
+
+# ------------------------------------------------------------------------- reading back
+
+
+def cell_grades(course: Course) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(assignment, student): {test grade_id: score}}`` from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}") as gb:
+        for e in course.expected:
+            nb = gb.find_submission_notebook(e.assignment, e.assignment, e.student)
+            out[(e.assignment, e.student)] = {g.name: g.score for g in nb.grades
+                                              if g.cell.cell_type == "code"}
+    return out
+
+
+def feedback_text(course: Course, assignment: str, student: str) -> str:
+    """The visible text of a feedback HTML file: tags removed, entities decoded."""
+    path = course.root / "feedback" / student / assignment / f"{assignment}.html"
+    raw = path.read_text()
+    raw = re.sub(r"<(script|style)\b.*?</\1>", " ", raw, flags=re.DOTALL)
+    return html.unescape(re.sub(r"<[^>]+>", "", raw))
+
+
+def hidden_lines(course: Course, assignment: str) -> list[str]:
+    """The non-blank lines inside the hidden-test regions of an assignment's source."""
+    import nbformat
+
+    nb = nbformat.read(course.root / "solutions" / assignment / f"{assignment}.ipynb", 4)
+    lines = []
+    for cell in corpus.test_cells(nb).values():
+        inside = False
+        for line in cell.source.split("\n"):
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif inside and line.strip() and not line.strip().startswith("#"):
+                lines.append(line.strip())
+    return lines
+
+
+def leaks(course: Course) -> list[str]:
+    """Hidden-test lines found in any feedback file, as ``assignment/student: line``."""
+    found = []
+    for a in course.assignments:
+        secret = hidden_lines(course, a)
+        for e in (e for e in course.expected if e.assignment == a):
+            raw = (course.root / "feedback" / e.student / a / f"{a}.html").read_text()
+            text = feedback_text(course, a, e.student)
+            found += [f"{a}/{e.student}: {s}" for s in secret if s in text or s in raw]
+            if "HIDDEN TESTS" in text:
+                found.append(f"{a}/{e.student}: a hidden-test delimiter")
+    return found
+
+
+def mismatches(course: Course) -> list[str]:
+    """Test cells whose grade differs from what the sample was built to score."""
+    grades, bad = cell_grades(course), []
+    for e in course.expected:
+        for gid, score in grades[(e.assignment, e.student)].items():
+            want = 0.0 if gid in e.failing else e.points.get(gid, 0.0)
+            if score != want:
+                bad.append(f"{e.assignment}/{e.student}/{gid}: got {score}, expected {want}")
+    return bad
+
+
+def score_table(rows: list[dict[str, str]], names: list[str]) -> str:
+    """Students down, assignments across; ``score/max`` or ``-`` where nothing was submitted."""
+    cells = {(r["student_id"], r["assignment"]): r for r in rows}
+    students = sorted({r["student_id"] for r in rows}, key=lambda s: (s.startswith("wrong"), s))
+    width = max(len(s) for s in students) + 2
+    head = "student".ljust(width) + "".join(a.rjust(16) for a in names)
+    lines = [head, "-" * len(head)]
+    for s in students:
+        row = s.ljust(width)
+        for a in names:
+            r = cells.get((s, a))
+            cell = "-" if not r or not r["timestamp"] else (
+                f"{float(r['score']):g}/{float(r['max_score']):g}")
+            row += cell.rjust(16)
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def report(course: Course, rows: list[dict[str, str]]) -> int:
+    """Print the table, the timings and the checks; return the exit status."""
+    print(score_table(rows, course.assignments))
+    print("\nsample students:")
+    for e in course.expected:
+        if e.student.startswith("wrong") or e.student == "never_ending":
+            print(f"  {e.assignment}/{e.student}: {e.description}")
+    print("\nwall time per step (s):")
+    for step, sec in course.seconds.items():
+        print(f"  {step:<28}{sec:7.1f}")
+    bad, leaked = mismatches(course), leaks(course)
+    for line in bad:
+        print("MISMATCH", line)
+    for line in leaked:
+        print("LEAK", line)
+    print(f"\n{len(course.expected)} submissions graded; {len(bad)} grade mismatch(es); "
+          f"{len(leaked)} hidden-test line(s) in feedback.")
+    return 1 if bad or leaked else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build a throw-away course, run the whole pipeline, print the scores."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("assignments", nargs="*", help="default: every one in solutions/")
+    parser.add_argument("--keep", type=Path, help="build the course here and keep it")
+    parser.add_argument("--source", type=Path, default=ROOT, help="course root to copy from")
+    args = parser.parse_args(argv)
+    names = args.assignments or assignments(args.source)
+    if not names:
+        print(f"no assignment in {args.source / 'solutions'}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="grade-demo-") as tmp:
+        where = args.keep or Path(tmp) / "course"
+        course = make_course(where, names, args.source)
+        print(f"course: {where}  assignments: {' '.join(names)}", flush=True)
+        start = time.perf_counter()
+        rows = run_all(course)
+        print(f"pipeline finished in {time.perf_counter() - start:.0f} s\n")
+        return report(course, rows)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
