@@ -1,0 +1,46 @@
+"""Fixtures shared by the test modules: where the repository and the built site are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SITE_DIR = REPO_ROOT / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (the folder with ``_config.yml`` and ``pyproject.toml``)."""
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def built_site() -> Path:
+    """``_build/html``, as ``make book`` leaves it; fails with the command to run if missing."""
+    if not (SITE_DIR / "index.html").is_file():
+        pytest.fail(
+            f"the book has not been built: {SITE_DIR} has no index.html. "
+            "Run `make book` first (`make test` does it for you).",
+            pytrace=False,
+        )
+    return SITE_DIR
+
+
+def toc_docnames() -> list[str]:
+    """Every page of ``_toc.yml`` in reading order, as docnames (``"chapters/04_gradients"``)."""
+    import yaml  # a dependency of jupyter-book
+
+    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                names.append(str(Path(entry["file"]).with_suffix("")))
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key, []))
+
+    walk(toc.get("parts", []) + toc.get("chapters", []))
+    return names
