@@ -325,7 +325,7 @@ def _check_loss_value(got, expected: float, fn_name: str, batch_size: int,
     if expected != 0:
         ratio = loss / expected
         if np.isclose(ratio, -1, rtol=1e-4):
-            msg += ": it has the wrong sign (a loss is -log of a probability, so it is >= 0)"
+            msg += ": it has the wrong sign (these losses are never negative)"
         elif ratio > 0:
             hint = _factor_hint(ratio, batch_size)
             msg += f", a factor of {_fmt(ratio)}{hint}"
@@ -835,8 +835,11 @@ def check_adam_update(student_fn: Callable, shape: tuple = (3, 4), seed: int = 0
 
 
 def reference_perceptron_update(w, b, x, y, lr):
-    """One step of Rosenblatt's rule: ``y_hat = [x . w + b > 0]``; ``w += lr (y - y_hat) x``."""
-    err = y - (1 if float(np.dot(x, w) + b) > 0 else 0)
+    """One step of Rosenblatt's rule: ``y_hat = [x . w + b >= 0]``; ``w += lr (y - y_hat) x``.
+
+    The same rule as :class:`bplib.prehistory.Perceptron`.
+    """
+    err = y - (1 if float(np.dot(x, w) + b) >= 0 else 0)
     return w + lr * err * x, b + lr * err
 
 
@@ -867,7 +870,7 @@ def check_perceptron_update(student_fn: Callable, D: int = 3, seed: int = 0) -> 
 
 
 def _perceptron_predict(w, b, X):
-    return (X @ w + b > 0).astype(int)
+    return (X @ w + b >= 0).astype(int)
 
 
 def check_train_perceptron(student_fn: Callable, gate: str = "and", max_epochs: int = 20) -> None:

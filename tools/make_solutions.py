@@ -1,0 +1,1059 @@
+# ruff: noqa: E501  (the notebook text below is laid out for the notebooks, not for this file)
+"""Write the nbgrader source notebooks solutions/exNN_*/exNN_*.ipynb from the text below.
+
+Run ``python tools/make_solutions.py`` after editing this file, then
+``python tools/build_exercises.py`` to regenerate the student versions in exercises/.
+
+Each notebook teaches as it goes: an explanation and the formula, the function
+to write alone in a solution cell (``### BEGIN SOLUTION`` / ``### END SOLUTION``),
+then its autograded test cell: visible checks first, hidden ones between
+``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``. The checks live in
+:mod:`bplib.testing`.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+
+
+def _src(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+def _meta(grade_id: str, *, solution=False, grade=False, locked=False, points=None) -> dict:
+    nb = {"grade": grade, "grade_id": grade_id, "locked": locked, "schema_version": 3,
+          "solution": solution}
+    if points is not None:
+        nb["points"] = points
+    return {"nbgrader": nb}
+
+
+def md(text: str, grade_id: str | None = None):
+    cell = nbformat.v4.new_markdown_cell(_src(text))
+    if grade_id:
+        cell.metadata = _meta(grade_id, locked=True)
+    return cell
+
+
+def code(text: str):
+    return nbformat.v4.new_code_cell(_src(text))
+
+
+def setup(text: str, grade_id: str = "setup"):
+    cell = nbformat.v4.new_code_cell(_src(text))
+    cell.metadata = _meta(grade_id, locked=True)
+    return cell
+
+
+def solution(grade_id: str, text: str):
+    cell = nbformat.v4.new_code_cell(_src(text))
+    cell.metadata = _meta(grade_id, solution=True)
+    return cell
+
+
+def tests(grade_id: str, points: int, visible: str, hidden: str):
+    body = _src(visible) + "\n\n### BEGIN HIDDEN TESTS\n" + _src(hidden) + "\n### END HIDDEN TESTS"
+    cell = nbformat.v4.new_code_cell(body)
+    cell.metadata = _meta(grade_id, grade=True, locked=True, points=points)
+    return cell
+
+
+GRADING_NOTE = """
+    **How this notebook is graded.** Each function has its own test cell and its own
+    points, so one broken function never costs the points of another. The visible tests
+    check shapes and one small case you can work out by hand; the grader adds hidden tests
+    on random inputs you have not seen (several seeds, square and non-square shapes,
+    large values). When a check fails it says in words what is wrong. Keep each function
+    pure: do not change the arrays you are given.
+"""
+
+
+# --------------------------------------------------------------------------- ex01
+
+
+def ex01() -> list:
+    return [
+        md("""
+            # Exercise 1: the perceptron rule, and why it fails on XOR
+
+            The **perceptron** (感知机) of Rosenblatt (1958) is one artificial neuron with a
+            threshold. It reads an input $x$ of $D$ numbers, forms the weighted sum with its
+            **weights** (权重) $w$ and **bias** (偏置) $b$, and fires when the sum is not negative:
+
+            $$\\hat y = \\begin{cases} 1 & \\text{if } x \\cdot w + b \\ge 0 \\\\
+            0 & \\text{otherwise.} \\end{cases}$$
+
+            In this exercise you write its learning rule, train it on the logic gates AND and
+            OR, and watch it never settle on XOR.
+        """, "intro"),
+        md(GRADING_NOTE, "grading"),
+        setup("""
+            import numpy as np
+        """),
+        md("""
+            ## 1. One step of the rule
+
+            The perceptron learns from one example $(x, y)$ at a time, $y \\in \\{0, 1\\}$.
+            It first predicts $\\hat y$, then moves its weights by the error $y - \\hat y$
+            times the input, scaled by the **learning rate** (学习率) $\\eta$:
+
+            $$w \\leftarrow w + \\eta\\,(y - \\hat y)\\,x, \\qquad
+            b \\leftarrow b + \\eta\\,(y - \\hat y).$$
+
+            When the prediction is right, $y - \\hat y = 0$ and nothing changes. When it says 0
+            for a positive example, $w$ moves towards $x$; when it says 1 for a negative one,
+            away from it.
+
+            Write `perceptron_update(w, b, x, y, lr)` returning the new `(w, b)`. Return a new
+            array; do not change `w` in place.
+        """),
+        solution("perceptron_update", """
+            def perceptron_update(w, b, x, y, lr):
+                \"\"\"One step of the perceptron rule on one example.
+
+                Parameters
+                ----------
+                w : ndarray, shape (D,)   weights
+                b : float                 bias
+                x : ndarray, shape (D,)   one input
+                y : int, 0 or 1           its target
+                lr : float                learning rate
+
+                Returns
+                -------
+                (w, b) after the step: y_hat = 1 if x . w + b >= 0 else 0;
+                w + lr * (y - y_hat) * x and b + lr * (y - y_hat).
+                \"\"\"
+                ### BEGIN SOLUTION
+                y_hat = 1 if x @ w + b >= 0 else 0
+                err = y - y_hat
+                return w + lr * err * x, b + lr * err
+                ### END SOLUTION
+        """),
+        tests("test_perceptron_update", 2, """
+            from bplib.testing import check_perceptron_update, check_value
+
+            # A missed positive example: x . w + b = -1 < 0, so y_hat = 0 but y = 1.
+            w, b = perceptron_update(np.array([0.0, -1.0]), 0.0, np.array([1.0, 1.0]), 1, 0.5)
+            check_value(w, [0.5, -0.5], "the new w", "perceptron_update")
+            check_value(b, 0.5, "the new b", "perceptron_update")
+            # A correctly classified example changes nothing.
+            w, b = perceptron_update(np.array([1.0, 1.0]), 0.0, np.array([1.0, 1.0]), 1, 0.5)
+            check_value(w, [1.0, 1.0], "the new w", "perceptron_update")
+            check_value(b, 0.0, "the new b", "perceptron_update")
+            check_perceptron_update(perceptron_update, D=2, seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_perceptron_update(perceptron_update, D=2, seed=seed)
+                check_perceptron_update(perceptron_update, D=5, seed=seed)
+        """),
+        md("""
+            ## 2. Training until no mistake is left
+
+            An **epoch** (轮次) is one pass over all $N$ examples, in the order given. Training
+            starts from $w = 0$, $b = 0$ and counts, in each epoch, the examples on which the
+            perceptron was wrong (before its update). It stops after the first epoch with no
+            mistake, or after `max_epochs` epochs.
+
+            Write `train_perceptron(X, y, lr, max_epochs)` returning `(w, b, mistakes)`, where
+            `mistakes` is the list of counts, one per epoch run. You may call your
+            `perceptron_update`; the test grades `train_perceptron` on its own results.
+        """),
+        solution("train_perceptron", """
+            def train_perceptron(X, y, lr=1.0, max_epochs=100):
+                \"\"\"Train a perceptron from w = 0, b = 0 with the perceptron rule.
+
+                Parameters
+                ----------
+                X : ndarray, shape (N, D)   inputs, one per row
+                y : ndarray, shape (N,)     targets, 0 or 1
+                lr : float                  learning rate
+                max_epochs : int            the most passes over the data
+
+                Returns
+                -------
+                w : ndarray, shape (D,)
+                b : float
+                mistakes : list of int, the number of mistakes in each epoch run; training
+                    stops after the first epoch whose count is 0.
+                \"\"\"
+                ### BEGIN SOLUTION
+                w, b = np.zeros(X.shape[1]), 0.0
+                mistakes = []
+                for _ in range(max_epochs):
+                    count = 0
+                    for xi, yi in zip(X, y):
+                        y_hat = 1 if xi @ w + b >= 0 else 0
+                        count += int(y_hat != yi)
+                        w, b = perceptron_update(w, b, xi, yi, lr)
+                    mistakes.append(count)
+                    if count == 0:
+                        break
+                return w, b, mistakes
+                ### END SOLUTION
+        """),
+        tests("test_train_perceptron", 3, """
+            from bplib.testing import check_train_perceptron
+
+            X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+            w, b, mistakes = train_perceptron(X, np.array([0, 0, 0, 1]), 1.0, 20)
+            assert np.shape(w) == (2,), f"w has shape {np.shape(w)}; expected (2,)"
+            assert mistakes[-1] == 0, f"on AND the last epoch must make no mistake: {mistakes}"
+            check_train_perceptron(train_perceptron, "and")
+            check_train_perceptron(train_perceptron, "xor")
+        """, """
+            for gate in ("or", "nand", "and", "xor"):
+                check_train_perceptron(train_perceptron, gate, max_epochs=7)
+                check_train_perceptron(train_perceptron, gate, max_epochs=30)
+        """),
+        md("""
+            ## 3. Why XOR defeats it
+
+            Run the next cell: on AND the mistakes fall to zero; on XOR they never do.
+        """),
+        code("""
+            X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
+            for name, y in [("AND", [0, 0, 0, 1]), ("OR", [0, 1, 1, 1]), ("XOR", [0, 1, 1, 0])]:
+                w, b, mistakes = train_perceptron(X, np.array(y), 1.0, 12)
+                print(f"{name:>3}: mistakes per epoch {mistakes}")
+        """),
+        md("""
+            The perceptron can only draw a straight line $x \\cdot w + b = 0$ between the
+            two classes: it learns exactly the **linearly separable** (线性可分) problems, and
+            on those the rule is guaranteed to stop (Novikoff's convergence theorem, 1962).
+            XOR is not one of them. Suppose some $w_1, w_2, b$ did separate it:
+
+            - $(0,0) \\mapsto 0$ needs $b < 0$;
+            - $(0,1) \\mapsto 1$ and $(1,0) \\mapsto 1$ need $w_2 + b \\ge 0$ and $w_1 + b \\ge 0$;
+            - $(1,1) \\mapsto 0$ needs $w_1 + w_2 + b < 0$.
+
+            Adding the middle two gives $w_1 + w_2 + b \\ge -b > 0$, which contradicts the last.
+            So every epoch makes at least one mistake, and the weights cycle for ever. Minsky
+            and Papert (1969) made this limit famous. A hidden layer removes it: XOR is
+            "OR and not AND", two lines combined by a second unit, and backpropagation is how
+            such a network learns the weights of the hidden layer (chapter 1).
+        """),
+    ]
+
+
+# --------------------------------------------------------------------------- ex02
+
+
+def ex02() -> list:
+    return [
+        md("""
+            # Exercise 2: the forward pass
+
+            The **forward pass** (前向传播) computes a network's output layer by layer. The
+            course stores a **batch** (批量) of $N$ examples as the rows of a matrix
+            $x$ of shape $(N, D)$, so a layer with weights $W$ of shape $(D, M)$ and bias $b$
+            of shape $(M,)$ computes $x W + b$ of shape $(N, M)$ for the whole batch at once.
+
+            Every forward function returns `(out, cache)`: the output, and what the
+            backward pass (exercise 4) will need. You write `linear_forward`, `relu_forward`,
+            `sigmoid_forward` and a two-layer network's forward pass.
+        """, "intro"),
+        md(GRADING_NOTE, "grading"),
+        setup("""
+            import numpy as np
+        """),
+        md("""
+            ## 1. The linear layer
+
+            $$\\text{out} = x W + b, \\qquad x: (N, D),\\; W: (D, M),\\; b: (M,),\\;
+            \\text{out}: (N, M).$$
+
+            NumPy **broadcasting** (广播) adds $b$ to every row. The cache is the tuple
+            `(x, W, b)`.
+        """),
+        solution("linear_forward", """
+            def linear_forward(x, W, b):
+                \"\"\"Affine layer out = x @ W + b.
+
+                Parameters
+                ----------
+                x : ndarray, shape (N, D)
+                W : ndarray, shape (D, M)
+                b : ndarray, shape (M,)
+
+                Returns
+                -------
+                out : ndarray, shape (N, M)
+                cache : tuple (x, W, b)
+                \"\"\"
+                ### BEGIN SOLUTION
+                return x @ W + b, (x, W, b)
+                ### END SOLUTION
+        """),
+        tests("test_linear_forward", 2, """
+            from bplib.testing import check_linear_forward, check_value
+
+            x = np.array([[1.0, 2.0]])
+            W = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])
+            b = np.array([0.5, 0.0, 1.0])
+            out, cache = linear_forward(x, W, b)
+            assert np.shape(out) == (1, 3), f"out has shape {np.shape(out)}; expected (N, M) = (1, 3)"
+            check_value(out, [[5.5, 2.0, 0.0]], "out", "linear_forward")
+            check_linear_forward(linear_forward, N=4, D=3, M=5, seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_linear_forward(linear_forward, N=5, D=3, M=4, seed=seed)
+                check_linear_forward(linear_forward, N=3, D=3, M=3, seed=seed)
+                check_linear_forward(linear_forward, N=1, D=6, M=2, seed=seed)
+        """),
+        md("""
+            ## 2. Activation functions
+
+            Between two linear layers sits a non-linear **activation function** (激活函数),
+            applied to every entry; without it two layers collapse into one linear map.
+
+            The **ReLU** (rectified linear unit, 线性整流函数): $\\mathrm{relu}(x) = \\max(0, x)$.
+            Its cache is `x`.
+        """),
+        solution("relu_forward", """
+            def relu_forward(x):
+                \"\"\"ReLU, out = max(0, x) entry by entry.
+
+                Parameters
+                ----------
+                x : ndarray, any shape
+
+                Returns
+                -------
+                out : ndarray, the shape of x
+                cache : x
+                \"\"\"
+                ### BEGIN SOLUTION
+                return np.maximum(x, 0), x
+                ### END SOLUTION
+        """),
+        tests("test_relu_forward", 1, """
+            from bplib.testing import check_relu_forward, check_value
+
+            out, cache = relu_forward(np.array([[-2.0, 0.0, 3.0]]))
+            check_value(out, [[0.0, 0.0, 3.0]], "out", "relu_forward")
+            check_relu_forward(relu_forward, shape=(4, 5), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_relu_forward(relu_forward, shape=(3, 3), seed=seed)
+                check_relu_forward(relu_forward, shape=(6, 2), seed=seed)
+        """),
+        md("""
+            The **sigmoid** (S 型函数) squashes any number into $(0, 1)$:
+
+            $$\\sigma(x) = \\frac{1}{1 + e^{-x}}.$$
+
+            Written like that it is not **numerically stable** (数值稳定): for $x = -1000$,
+            $e^{1000}$ overflows. Use the equal form that only ever exponentiates a
+            non-positive number, with $z = e^{-|x|} \\in (0, 1]$:
+
+            $$\\sigma(x) = \\frac{1}{1 + z} \\text{ if } x \\ge 0, \\qquad
+            \\sigma(x) = \\frac{z}{1 + z} \\text{ if } x < 0.$$
+
+            (`np.where` evaluates both branches, so compute `z` first.) The cache is `out`,
+            because the derivative is $\\sigma'(x) = \\sigma(x)(1 - \\sigma(x))$. The grader runs
+            your function with numpy's overflow warnings turned into errors.
+        """),
+        solution("sigmoid_forward", """
+            def sigmoid_forward(x):
+                \"\"\"Sigmoid 1 / (1 + exp(-x)), stable for any x.
+
+                Parameters
+                ----------
+                x : ndarray, any shape
+
+                Returns
+                -------
+                out : ndarray, the shape of x, values in [0, 1]
+                cache : out
+                \"\"\"
+                ### BEGIN SOLUTION
+                z = np.exp(-np.abs(x))
+                out = np.where(x >= 0, 1 / (1 + z), z / (1 + z))
+                return out, out
+                ### END SOLUTION
+        """),
+        tests("test_sigmoid_forward", 2, """
+            from bplib.testing import check_sigmoid_forward, check_value
+
+            out, cache = sigmoid_forward(np.array([[0.0, np.log(3.0)]]))
+            check_value(out, [[0.5, 0.75]], "out", "sigmoid_forward")
+            check_sigmoid_forward(sigmoid_forward, shape=(4, 5), seed=0)
+            with np.errstate(over="raise"):
+                out, _ = sigmoid_forward(np.array([-1000.0, 1000.0]))
+            check_value(out, [0.0, 1.0], "out for x = -1000 and 1000", "sigmoid_forward")
+        """, """
+            for seed in range(1, 4):
+                check_sigmoid_forward(sigmoid_forward, shape=(3, 3), seed=seed)
+                check_sigmoid_forward(sigmoid_forward, shape=(5, 2), seed=seed, scale=1000.0)
+        """),
+        md("""
+            ## 3. A two-layer network
+
+            A two-layer network with a ReLU **hidden layer** (隐藏层) of $H$ units and $C$
+            outputs computes
+
+            $$h = \\mathrm{relu}(X W_1 + b_1), \\qquad \\text{scores} = h W_2 + b_2,$$
+
+            with $W_1: (D, H)$, $b_1: (H,)$, $W_2: (H, C)$, $b_2: (C,)$ in a dict `params`
+            with keys `"W1" "b1" "W2" "b2"`. The **scores** (分数), also called logits, have
+            shape $(N, C)$; exercise 3 turns them into a loss. Use your functions above; the
+            test grades `two_layer_forward` on its own output, so make their tests pass first.
+        """),
+        solution("two_layer_forward", """
+            def two_layer_forward(params, X):
+                \"\"\"Scores of a two-layer network relu(X @ W1 + b1) @ W2 + b2.
+
+                Parameters
+                ----------
+                params : dict with W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)
+                X : ndarray, shape (N, D)
+
+                Returns
+                -------
+                scores : ndarray, shape (N, C)
+                \"\"\"
+                ### BEGIN SOLUTION
+                a, _ = linear_forward(X, params["W1"], params["b1"])
+                h, _ = relu_forward(a)
+                scores, _ = linear_forward(h, params["W2"], params["b2"])
+                return scores
+                ### END SOLUTION
+        """),
+        tests("test_two_layer_forward", 2, """
+            from bplib.testing import check_two_layer_forward, check_value
+
+            params = {"W1": np.array([[1.0, -1.0]]), "b1": np.array([0.0, 0.0]),
+                      "W2": np.array([[2.0], [3.0]]), "b2": np.array([1.0])}
+            scores = two_layer_forward(params, np.array([[2.0], [-1.0]]))
+            check_value(scores, [[5.0], [4.0]], "scores", "two_layer_forward")
+            check_two_layer_forward(two_layer_forward, N=4, D=3, H=6, C=2, seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_two_layer_forward(two_layer_forward, N=5, D=4, H=7, C=3, seed=seed)
+                check_two_layer_forward(two_layer_forward, N=4, D=4, H=4, C=4, seed=seed)
+        """),
+    ]
+
+
+# --------------------------------------------------------------------------- ex03
+
+
+def ex03() -> list:
+    return [
+        md("""
+            # Exercise 3: measuring the error
+
+            A **loss function** (损失函数) turns the network's output and the targets into one
+            number to make small. Here every loss returns `(loss, grad)`: the mean over the
+            batch of $N$ examples, and its **gradient** (梯度) with respect to the network's
+            output, which is where the backward pass of exercise 4 starts.
+
+            The grader compares your loss with its own, and your gradient with a numerical
+            gradient it computes by central differences,
+            $\\frac{\\partial L}{\\partial z_i} \\approx \\frac{L(z + h e_i) - L(z - h e_i)}{2h}$.
+        """, "intro"),
+        md(GRADING_NOTE, "grading"),
+        setup("""
+            import numpy as np
+            from bplib import sigmoid  # stable: no overflow for any x
+        """),
+        md("""
+            ## 1. Mean squared error
+
+            For predictions $y$ and targets $t$ of the same shape, $(N,)$ or $(N, K)$, the
+            **mean squared error** (均方误差) of the course keeps the conventional $\\tfrac12$:
+
+            $$L = \\frac{1}{2N} \\sum_{i, k} (y_{ik} - t_{ik})^2, \\qquad
+            \\frac{\\partial L}{\\partial y} = \\frac{y - t}{N}.$$
+
+            $N$ is `y.shape[0]`, the number of examples, not the number of entries.
+        """),
+        solution("mse_loss", """
+            def mse_loss(y, t):
+                \"\"\"Squared error with the 1/2, averaged over the batch.
+
+                Parameters
+                ----------
+                y : ndarray, shape (N,) or (N, K)   predictions
+                t : ndarray, the shape of y         targets
+
+                Returns
+                -------
+                loss : float, sum((y - t)**2) / (2 N)
+                dy : ndarray, the shape of y, (y - t) / N
+                \"\"\"
+                ### BEGIN SOLUTION
+                n = y.shape[0]
+                diff = y - t
+                return float(np.sum(diff**2) / (2 * n)), diff / n
+                ### END SOLUTION
+        """),
+        tests("test_mse_loss", 2, """
+            from bplib.testing import check_mse_loss, check_value
+
+            loss, dy = mse_loss(np.array([[1.0, 2.0], [0.0, 0.0]]), np.zeros((2, 2)))
+            check_value(loss, 1.25, "the loss", "mse_loss")
+            check_value(dy, [[0.5, 1.0], [0.0, 0.0]], "dy", "mse_loss")
+            check_mse_loss(mse_loss, shape=(5, 3), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_mse_loss(mse_loss, shape=(4, 2), seed=seed)
+                check_mse_loss(mse_loss, shape=(3, 3), seed=seed)
+                check_mse_loss(mse_loss, shape=(6,), seed=seed)
+        """),
+        md("""
+            ## 2. Softmax cross-entropy
+
+            For $C$ classes the network outputs **logits** (对数几率) $z$ of shape $(N, C)$;
+            the **softmax** (归一化指数函数) turns each row into probabilities,
+            $p_{ic} = e^{z_{ic}} / \\sum_j e^{z_{ij}}$. With integer labels $y_i$ the
+            **cross-entropy** (交叉熵) is the mean negative log-probability of the true class:
+
+            $$L = \\frac1N \\sum_i \\Big( \\log \\sum_j e^{z_{ij}} - z_{i, y_i} \\Big), \\qquad
+            \\frac{\\partial L}{\\partial z} = \\frac{p - \\mathrm{onehot}(y)}{N}.$$
+
+            For stability subtract each row's maximum $m_i$ first: $\\log \\sum_j e^{z_{ij}} =
+            m_i + \\log \\sum_j e^{z_{ij} - m_i}$ never overflows, and never takes $\\log 0$.
+            The grader tries logits of $\\pm 1000$.
+        """),
+        solution("softmax_cross_entropy", """
+            def softmax_cross_entropy(logits, labels):
+                \"\"\"Softmax then cross-entropy with integer labels, averaged over the batch.
+
+                Parameters
+                ----------
+                logits : ndarray, shape (N, C)
+                labels : ndarray of int, shape (N,), values in 0..C-1
+
+                Returns
+                -------
+                loss : float
+                dlogits : ndarray, shape (N, C), (softmax(logits) - onehot(labels)) / N
+                \"\"\"
+                ### BEGIN SOLUTION
+                n = logits.shape[0]
+                shifted = logits - logits.max(axis=1, keepdims=True)
+                log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+                rows = np.arange(n)
+                loss = -log_p[rows, labels].sum() / n
+                dlogits = np.exp(log_p)
+                dlogits[rows, labels] -= 1
+                return float(loss), dlogits / n
+                ### END SOLUTION
+        """),
+        tests("test_softmax_cross_entropy", 3, """
+            from bplib.testing import check_softmax_cross_entropy, check_value
+
+            # Two equal logits: p = (1/2, 1/2), so the loss is log 2.
+            loss, dz = softmax_cross_entropy(np.array([[0.0, 0.0]]), np.array([0]))
+            check_value(loss, np.log(2.0), "the loss", "softmax_cross_entropy")
+            check_value(dz, [[-0.5, 0.5]], "dlogits", "softmax_cross_entropy")
+            check_softmax_cross_entropy(softmax_cross_entropy, N=5, C=3, seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_softmax_cross_entropy(softmax_cross_entropy, N=4, C=6, seed=seed)
+                check_softmax_cross_entropy(softmax_cross_entropy, N=3, C=3, seed=seed)
+                check_softmax_cross_entropy(softmax_cross_entropy, N=5, C=4, seed=seed,
+                                            scale=1000.0)
+        """),
+        md("""
+            ## 3. Binary cross-entropy on logits
+
+            For two classes one logit per example is enough: $s = \\sigma(z)$ is the
+            probability of class 1 and, with targets $t \\in \\{0, 1\\}$,
+
+            $$L = -\\frac1N \\sum_i \\big( t_i \\log s_i + (1 - t_i) \\log(1 - s_i) \\big), \\qquad
+            \\frac{\\partial L}{\\partial z} = \\frac{\\sigma(z) - t}{N}.$$
+
+            Taking $\\log \\sigma(z)$ of a computed $\\sigma(z)$ fails for large $|z|$
+            ($\\sigma(-1000)$ is 0 in floating point). The same loss, written stably:
+
+            $$L = \\frac1N \\sum_i \\big( \\max(z_i, 0) - z_i t_i + \\log(1 + e^{-|z_i|}) \\big).$$
+
+            `logits` has shape $(N,)$ or $(N, 1)$ and `t` the same shape. For the gradient
+            you need a stable sigmoid: `sigmoid` from `bplib` is imported for you above.
+        """),
+        solution("binary_cross_entropy", """
+            def binary_cross_entropy(logits, t):
+                \"\"\"Sigmoid then binary cross-entropy, on logits, averaged over the batch.
+
+                Parameters
+                ----------
+                logits : ndarray, shape (N,) or (N, 1)
+                t : ndarray, the shape of logits, values 0 or 1
+
+                Returns
+                -------
+                loss : float
+                dlogits : ndarray, the shape of logits, (sigmoid(logits) - t) / N
+                \"\"\"
+                ### BEGIN SOLUTION
+                n = logits.shape[0]
+                z = logits
+                loss = np.sum(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))) / n
+                return float(loss), (sigmoid(z) - t) / n
+                ### END SOLUTION
+        """),
+        tests("test_binary_cross_entropy", 3, """
+            from bplib.testing import check_binary_cross_entropy, check_value
+
+            loss, dz = binary_cross_entropy(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
+            check_value(loss, np.log(2.0), "the loss", "binary_cross_entropy")
+            check_value(dz, [-0.25, 0.25], "dlogits", "binary_cross_entropy")
+            check_binary_cross_entropy(binary_cross_entropy, shape=(6,), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_binary_cross_entropy(binary_cross_entropy, shape=(5,), seed=seed)
+                check_binary_cross_entropy(binary_cross_entropy, shape=(4, 1), seed=seed)
+                check_binary_cross_entropy(binary_cross_entropy, shape=(7,), seed=seed,
+                                           scale=1000.0)
+        """),
+    ]
+
+
+# --------------------------------------------------------------------------- ex04
+
+
+def ex04() -> list:
+    return [
+        md("""
+            # Exercise 4: the backward pass
+
+            **Backpropagation** (反向传播) applies the **chain rule** (链式法则) layer by layer,
+            from the loss back to the inputs. Each layer's backward function receives the
+            **upstream gradient** (上游梯度) `dout` $= \\partial L / \\partial\\,\\text{out}$ and the
+            cache its forward function saved, and returns the gradient of the loss with
+            respect to each input of the layer. A gradient always has the shape of the thing
+            it is the gradient of: `dW` has the shape of `W`.
+
+            The forward functions are given (from `bplib`, they match exercise 2). The
+            grader compares each gradient you return with a numerical one,
+            $\\sum_k \\text{dout}_k \\, \\frac{\\text{out}_k(x + h e_i) - \\text{out}_k(x - h e_i)}{2h}$,
+            on random inputs, including square shapes where a transposed matrix has the
+            right shape but the wrong values.
+        """, "intro"),
+        md(GRADING_NOTE, "grading"),
+        setup("""
+            import numpy as np
+            from bplib import (linear_forward, relu_forward, sigmoid_forward,
+                               softmax_cross_entropy, tanh_forward)
+        """),
+        md("""
+            ## 1. The linear layer
+
+            With $\\text{out} = x W + b$ and $\\delta = $ `dout` of shape $(N, M)$:
+
+            $$dx = \\delta\\, W^\\top \\;(N, D), \\qquad dW = x^\\top \\delta \\;(D, M), \\qquad
+            db = \\textstyle\\sum_{n} \\delta_{n,:} \\;(M,).$$
+
+            $b$ was added to every row, so its gradient sums over the batch. Check the shapes
+            first: they leave only one way to multiply.
+        """),
+        solution("linear_backward", """
+            def linear_backward(dout, cache):
+                \"\"\"Backward pass of out = x @ W + b.
+
+                Parameters
+                ----------
+                dout : ndarray, shape (N, M)   upstream gradient dL/dout
+                cache : tuple (x, W, b) with x (N, D), W (D, M), b (M,)
+
+                Returns
+                -------
+                dx : ndarray, shape (N, D)
+                dW : ndarray, shape (D, M)
+                db : ndarray, shape (M,)
+                \"\"\"
+                ### BEGIN SOLUTION
+                x, W, b = cache
+                return dout @ W.T, x.T @ dout, dout.sum(axis=0)
+                ### END SOLUTION
+        """),
+        tests("test_linear_backward", 3, """
+            from bplib.testing import check_linear_backward, check_value
+
+            x = np.array([[1.0, 2.0]])
+            W = np.array([[1.0, 0.0, -1.0], [2.0, 1.0, 0.0]])
+            b = np.zeros(3)
+            dx, dW, db = linear_backward(np.array([[1.0, 0.0, 2.0]]), (x, W, b))
+            check_value(dx, [[-1.0, 2.0]], "dx", "linear_backward")
+            check_value(dW, [[1.0, 0.0, 2.0], [2.0, 0.0, 4.0]], "dW", "linear_backward")
+            check_value(db, [1.0, 0.0, 2.0], "db", "linear_backward")
+            check_linear_backward(linear_backward, N=4, D=3, M=5, seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_linear_backward(linear_backward, N=5, D=3, M=4, seed=seed)
+                check_linear_backward(linear_backward, N=3, D=3, M=3, seed=seed)
+                check_linear_backward(linear_backward, N=2, D=4, M=4, seed=seed)
+        """),
+        md("""
+            ## 2. Activations
+
+            An activation acts entry by entry, so its backward pass multiplies `dout` entry
+            by entry by the derivative:
+
+            | forward | cache | backward |
+            |---|---|---|
+            | $\\max(0, x)$ | `x` | $dx = \\text{dout} \\cdot [x > 0]$ (take the derivative at 0 to be 0) |
+            | $\\sigma(x)$ | `out` | $dx = \\text{dout} \\cdot \\text{out}\\,(1 - \\text{out})$ |
+            | $\\tanh(x)$ | `out` | $dx = \\text{dout} \\cdot (1 - \\text{out}^2)$ |
+
+            Note what the cache is: for the sigmoid and tanh it is the *output*, not `x`.
+            Do not write into `dout` (`dout[x <= 0] = 0` changes the caller's array).
+        """),
+        solution("relu_backward", """
+            def relu_backward(dout, cache):
+                \"\"\"Backward pass of ReLU.
+
+                Parameters
+                ----------
+                dout : ndarray, any shape   upstream gradient
+                cache : ndarray x, the shape of dout
+
+                Returns
+                -------
+                dx : ndarray, the shape of dout, dout where x > 0 and 0 elsewhere
+                \"\"\"
+                ### BEGIN SOLUTION
+                x = cache
+                return dout * (x > 0)
+                ### END SOLUTION
+        """),
+        tests("test_relu_backward", 2, """
+            from bplib.testing import check_relu_backward, check_value
+
+            dx = relu_backward(np.array([[1.0, 2.0, 3.0]]), np.array([[-1.0, 0.0, 4.0]]))
+            check_value(dx, [[0.0, 0.0, 3.0]], "dx", "relu_backward")
+            check_relu_backward(relu_backward, shape=(4, 5), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_relu_backward(relu_backward, shape=(3, 3), seed=seed)
+                check_relu_backward(relu_backward, shape=(2, 7), seed=seed)
+        """),
+        solution("sigmoid_backward", """
+            def sigmoid_backward(dout, cache):
+                \"\"\"Backward pass of the sigmoid.
+
+                Parameters
+                ----------
+                dout : ndarray, any shape   upstream gradient
+                cache : ndarray out = sigmoid(x), the shape of dout
+
+                Returns
+                -------
+                dx : ndarray, dout * out * (1 - out)
+                \"\"\"
+                ### BEGIN SOLUTION
+                out = cache
+                return dout * out * (1 - out)
+                ### END SOLUTION
+        """),
+        tests("test_sigmoid_backward", 2, """
+            from bplib.testing import check_sigmoid_backward, check_value
+
+            out, cache = sigmoid_forward(np.array([[0.0]]))
+            check_value(sigmoid_backward(np.array([[2.0]]), cache), [[0.5]], "dx",
+                        "sigmoid_backward")
+            check_sigmoid_backward(sigmoid_backward, shape=(4, 5), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_sigmoid_backward(sigmoid_backward, shape=(3, 3), seed=seed)
+                check_sigmoid_backward(sigmoid_backward, shape=(6, 2), seed=seed)
+        """),
+        solution("tanh_backward", """
+            def tanh_backward(dout, cache):
+                \"\"\"Backward pass of tanh.
+
+                Parameters
+                ----------
+                dout : ndarray, any shape   upstream gradient
+                cache : ndarray out = tanh(x), the shape of dout
+
+                Returns
+                -------
+                dx : ndarray, dout * (1 - out**2)
+                \"\"\"
+                ### BEGIN SOLUTION
+                out = cache
+                return dout * (1 - out**2)
+                ### END SOLUTION
+        """),
+        tests("test_tanh_backward", 2, """
+            from bplib.testing import check_tanh_backward, check_value
+
+            out, cache = tanh_forward(np.array([[0.0, 0.5]]))
+            check_value(tanh_backward(np.array([[3.0, 1.0]]), cache),
+                        [[3.0, 1 - np.tanh(0.5) ** 2]], "dx", "tanh_backward")
+            check_tanh_backward(tanh_backward, shape=(4, 5), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_tanh_backward(tanh_backward, shape=(3, 3), seed=seed)
+                check_tanh_backward(tanh_backward, shape=(5, 1), seed=seed)
+        """),
+        md("""
+            ## 3. A whole network: loss and gradients
+
+            Put the pieces together for the network of exercise 2 with a softmax
+            cross-entropy loss (exercise 3): forward through
+            linear → ReLU → linear → loss, keeping each cache, then backward in the
+            reverse order, starting from `dlogits`.
+
+            `two_layer_net(params, X, y)` returns `(loss, grads)`, where `grads` is a dict
+            with the same keys as `params` (`"W1" "b1" "W2" "b2"`). `softmax_cross_entropy`
+            is given. You may use your backward functions above; the test grades
+            `two_layer_net` on its own output, so make their tests pass first.
+        """),
+        solution("two_layer_net", """
+            def two_layer_net(params, X, y):
+                \"\"\"Loss and gradients of a two-layer ReLU network with softmax cross-entropy.
+
+                Parameters
+                ----------
+                params : dict with W1 (D, H), b1 (H,), W2 (H, C), b2 (C,)
+                X : ndarray, shape (N, D)
+                y : ndarray of int, shape (N,), labels in 0..C-1
+
+                Returns
+                -------
+                loss : float
+                grads : dict with keys W1, b1, W2, b2, each the shape of its parameter
+                \"\"\"
+                ### BEGIN SOLUTION
+                a, cache1 = linear_forward(X, params["W1"], params["b1"])
+                h, cache_relu = relu_forward(a)
+                scores, cache2 = linear_forward(h, params["W2"], params["b2"])
+                loss, dscores = softmax_cross_entropy(scores, y)
+                dh, dW2, db2 = linear_backward(dscores, cache2)
+                da = relu_backward(dh, cache_relu)
+                _, dW1, db1 = linear_backward(da, cache1)
+                return loss, {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
+                ### END SOLUTION
+        """),
+        tests("test_two_layer_net", 4, """
+            from bplib.testing import check_two_layer_net
+
+            rng = np.random.default_rng(0)
+            params = {"W1": rng.standard_normal((3, 4)), "b1": np.zeros(4),
+                      "W2": rng.standard_normal((4, 2)), "b2": np.zeros(2)}
+            loss, grads = two_layer_net(params, rng.standard_normal((5, 3)), np.array([0, 1, 1, 0, 1]))
+            assert np.ndim(loss) == 0, f"loss must be one number, got shape {np.shape(loss)}"
+            for key in ("W1", "b1", "W2", "b2"):
+                assert np.shape(grads[key]) == params[key].shape, (
+                    f"grads[{key!r}] has shape {np.shape(grads[key])} "
+                    f"but {key} has shape {params[key].shape}")
+            check_two_layer_net(two_layer_net, N=5, D=4, H=6, C=3, seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_two_layer_net(two_layer_net, N=6, D=3, H=5, C=4, seed=seed)
+                check_two_layer_net(two_layer_net, N=4, D=4, H=4, C=4, seed=seed)
+        """),
+        md("""
+            ## Check your own gradients
+
+            `bplib.check_gradients` is the tool the chapters use: it compares analytic
+            gradients with numerical ones and prints the worst entry of each parameter.
+        """),
+        code("""
+            from bplib import check_gradients
+
+            rng = np.random.default_rng(1)
+            params = {"W1": rng.standard_normal((3, 5)), "b1": 0.1 * rng.standard_normal(5),
+                      "W2": rng.standard_normal((5, 2)), "b2": 0.1 * rng.standard_normal(2)}
+            X, y = rng.standard_normal((4, 3)), np.array([0, 1, 1, 0])
+            loss, grads = two_layer_net(params, X, y)
+            print(check_gradients(lambda: two_layer_net(params, X, y)[0], params, grads))
+        """),
+    ]
+
+
+# --------------------------------------------------------------------------- ex05
+
+
+def ex05() -> list:
+    return [
+        md("""
+            # Exercise 5: updating the weights
+
+            **Gradient descent** (梯度下降) steps against the gradient, $w \\leftarrow w -
+            \\eta\\, \\nabla L$. On a mini-batch the gradient is noisy (**stochastic gradient
+            descent**, 随机梯度下降, SGD), and along a long narrow valley it zig-zags. You write
+            two update rules that do better: momentum and Adam. Each returns new arrays and
+            leaves the ones it is given unchanged, so the same function serves any
+            parameter.
+        """, "intro"),
+        md(GRADING_NOTE, "grading"),
+        setup("""
+            import numpy as np
+        """),
+        md("""
+            ## 1. Momentum
+
+            **Momentum** (动量) keeps a velocity $v$, a decaying sum of past steps, and moves
+            along it:
+
+            $$v \\leftarrow \\mu\\, v - \\eta\\, dw, \\qquad w \\leftarrow w + v.$$
+
+            With $\\mu = 0$ it is plain gradient descent. In directions where the gradient
+            keeps its sign the steps add up (to about $\\eta / (1 - \\mu)$ times the gradient);
+            where it flips, they cancel.
+        """),
+        solution("sgd_momentum_update", """
+            def sgd_momentum_update(w, dw, v, lr, momentum):
+                \"\"\"One step of gradient descent with momentum.
+
+                Parameters
+                ----------
+                w : ndarray     parameters
+                dw : ndarray    gradient of the loss, the shape of w
+                v : ndarray     velocity, the shape of w
+                lr : float      learning rate
+                momentum : float, in [0, 1)
+
+                Returns
+                -------
+                (w, v), new arrays: v = momentum * v - lr * dw, then w = w + v
+                \"\"\"
+                ### BEGIN SOLUTION
+                v = momentum * v - lr * dw
+                return w + v, v
+                ### END SOLUTION
+        """),
+        tests("test_sgd_momentum_update", 2, """
+            from bplib.testing import check_sgd_momentum_update, check_value
+
+            w, v = sgd_momentum_update(np.array([1.0]), np.array([2.0]), np.array([0.5]), 0.1, 0.9)
+            check_value(v, [0.25], "the new v", "sgd_momentum_update")
+            check_value(w, [1.25], "the new w", "sgd_momentum_update")
+            check_sgd_momentum_update(sgd_momentum_update, shape=(3, 4), seed=0)
+        """, """
+            for seed in range(1, 4):
+                check_sgd_momentum_update(sgd_momentum_update, shape=(5,), seed=seed, steps=3)
+                check_sgd_momentum_update(sgd_momentum_update, shape=(3, 3), seed=seed)
+        """),
+        md("""
+            ## 2. Adam
+
+            **Adam** (Kingma and Ba, 2014) keeps two running averages per parameter, of the
+            gradient ($m$, the first moment) and of its square ($v$, the second), and scales
+            each step by $1/\\sqrt{v}$, so every parameter takes steps of about the size $\\eta$.
+            Both averages start at zero and are therefore biased towards zero early on; the
+            **bias correction** (偏差修正) divides them by $1 - \\beta^t$, with the step number
+            $t$ counting from 1:
+
+            $$m \\leftarrow \\beta_1 m + (1 - \\beta_1)\\, dw, \\qquad
+            v \\leftarrow \\beta_2 v + (1 - \\beta_2)\\, dw^2,$$
+            $$\\hat m = \\frac{m}{1 - \\beta_1^t}, \\qquad \\hat v = \\frac{v}{1 - \\beta_2^t}, \\qquad
+            w \\leftarrow w - \\eta\\, \\frac{\\hat m}{\\sqrt{\\hat v} + \\epsilon}.$$
+
+            Return the new $w$ and the new (uncorrected) $m$ and $v$.
+        """),
+        solution("adam_update", """
+            def adam_update(w, dw, m, v, t, lr, beta1, beta2, eps):
+                \"\"\"One step of Adam with bias correction.
+
+                Parameters
+                ----------
+                w, dw, m, v : ndarrays of one shape   parameters, gradient, first and second moment
+                t : int          the step number, 1 for the first step
+                lr : float       learning rate
+                beta1, beta2 : float   decay rates of m and v, e.g. 0.9 and 0.999
+                eps : float      keeps the division finite, e.g. 1e-8
+
+                Returns
+                -------
+                (w, m, v), new arrays
+                \"\"\"
+                ### BEGIN SOLUTION
+                m = beta1 * m + (1 - beta1) * dw
+                v = beta2 * v + (1 - beta2) * dw**2
+                m_hat = m / (1 - beta1**t)
+                v_hat = v / (1 - beta2**t)
+                return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
+                ### END SOLUTION
+        """),
+        tests("test_adam_update", 3, """
+            from bplib.testing import check_adam_update, check_value
+
+            # At t = 1 the corrected moments are dw and dw**2: the step is about lr * sign(dw).
+            w, m, v = adam_update(np.array([1.0]), np.array([2.0]), np.zeros(1), np.zeros(1),
+                                  1, 0.1, 0.9, 0.999, 1e-8)
+            check_value(m, [0.2], "the new m", "adam_update")
+            check_value(v, [0.004], "the new v", "adam_update")
+            check_value(w, [0.9], "the new w", "adam_update")
+            check_adam_update(adam_update, shape=(3, 4), seed=0, steps=2)
+        """, """
+            for seed in range(1, 4):
+                check_adam_update(adam_update, shape=(4,), seed=seed, steps=4)
+                check_adam_update(adam_update, shape=(3, 3), seed=seed, steps=2)
+        """),
+        md("""
+            ## Try it on a narrow valley
+
+            $L(w) = \\tfrac12 (w_0^2 + 25\\, w_1^2)$ is 25 times steeper along $w_1$ than
+            along $w_0$. The cell runs 60 steps of each rule from the same start. Plain SGD
+            must keep its learning rate small enough for the steep direction and so crawls
+            along the flat one. Which rule wins depends on the learning rates: change them and
+            run it again.
+        """),
+        code("""
+            def valley_grad(w):
+                return np.array([1.0, 25.0]) * w
+
+            def valley_loss(w):
+                return 0.5 * (w[0] ** 2 + 25 * w[1] ** 2)
+
+            start = np.array([-4.0, 1.0])
+            w_sgd, w_mom, v = start.copy(), start.copy(), np.zeros(2)
+            w_adam, m, s = start.copy(), np.zeros(2), np.zeros(2)
+            for t in range(1, 61):
+                w_sgd = w_sgd - 0.035 * valley_grad(w_sgd)
+                w_mom, v = sgd_momentum_update(w_mom, valley_grad(w_mom), v, 0.035, 0.6)
+                w_adam, m, s = adam_update(w_adam, valley_grad(w_adam), m, s, t, 0.3, 0.9, 0.999, 1e-8)
+            for name, w in [("SGD", w_sgd), ("momentum", w_mom), ("Adam", w_adam)]:
+                print(f"{name:>8}: loss after 60 steps {valley_loss(w):.2e}")
+        """),
+    ]
+
+
+NOTEBOOKS = {
+    "ex01_perceptron": ex01,
+    "ex02_forward": ex02,
+    "ex03_error": ex03,
+    "ex04_backward": ex04,
+    "ex05_updates": ex05,
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = NOTEBOOKS[name]()
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{name}-{i:02d}"
+    nb.metadata = {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    }
+    nbformat.validate(nb)
+    return nb
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(NOTEBOOKS)
+    for name in names:
+        path = SOLUTIONS / name / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(build(name), path)
+        print(f"wrote {path.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
