@@ -106,7 +106,7 @@ def _jitted_value(fn: Callable):
 
 
 @functools.cache
-def _jitted_vjp(fn: Callable, n_args: int, argnums: tuple[int, ...]):
+def _jitted_vjp(fn: Callable, argnums: tuple[int, ...]):
     def run(args, dout):
         def partial(*diff):
             full = list(args)
@@ -114,37 +114,50 @@ def _jitted_vjp(fn: Callable, n_args: int, argnums: tuple[int, ...]):
                 full[i] = a
             return fn(*full)
 
-        _, pullback = jax.vjp(partial, *(args[i] for i in argnums))
-        return pullback(dout)
+        out, pullback = jax.vjp(partial, *(args[i] for i in argnums))
+        return out, pullback(dout)
 
     return jax.jit(run)
 
 
 @functools.cache
-def _jitted_grad(fn: Callable, argnum: int):
-    return jax.jit(jax.grad(fn, argnums=argnum))
+def _jitted_value_and_grad(fn: Callable, argnum: int):
+    return jax.jit(jax.value_and_grad(fn, argnums=argnum))
 
 
 def value(fn: Callable, *args) -> np.ndarray:
-    """``fn(*args)`` in float64, as a numpy array."""
+    """``fn(*args)`` in float64, as a numpy array (a tuple of them if ``fn`` returns a tuple)."""
     with jax.enable_x64(True):
         return _to_numpy(_jitted_value(fn)(*map(_to_jax, args)))
 
 
-def vjp(fn: Callable, args: tuple, dout, argnums: tuple[int, ...] | None = None) -> tuple:
-    """The vector-Jacobian products ``dout^T d fn / d args[i]`` for i in ``argnums``.
+def value_and_vjp(
+    fn: Callable, args: tuple, dout, argnums: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+    """``out = fn(*args)`` and the vector-Jacobian products ``dout^T d out / d args[i]``.
 
-    This is what a backward function given upstream gradient ``dout`` returns.
-    ``argnums`` defaults to every argument; the others are held fixed.
+    The products, one per i in ``argnums``, are what a backward function given
+    upstream gradient ``dout`` returns. ``argnums`` defaults to every argument;
+    the others are held fixed.
     """
     argnums = tuple(range(len(args))) if argnums is None else tuple(argnums)
     with jax.enable_x64(True):
-        run = _jitted_vjp(fn, len(args), argnums)
-        jargs = tuple(_to_jax(a) for a in args)
-        return _to_numpy(tuple(run(jargs, jnp.asarray(dout, dtype=jnp.float64))))
+        run = _jitted_vjp(fn, argnums)
+        out, grads = run(tuple(map(_to_jax, args)), jnp.asarray(dout, dtype=jnp.float64))
+        return _to_numpy(out), _to_numpy(tuple(grads))
+
+
+def vjp(fn: Callable, args: tuple, dout, argnums: tuple[int, ...] | None = None) -> tuple:
+    """Only the vector-Jacobian products of :func:`value_and_vjp`."""
+    return value_and_vjp(fn, args, dout, argnums)[1]
+
+
+def value_and_grad(fn: Callable, *args, argnum: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The scalar ``fn(*args)`` and its gradient with respect to ``args[argnum]``."""
+    with jax.enable_x64(True):
+        return _to_numpy(_jitted_value_and_grad(fn, argnum)(*map(_to_jax, args)))
 
 
 def grad(fn: Callable, *args, argnum: int = 0) -> np.ndarray:
     """Gradient of the scalar ``fn(*args)`` with respect to ``args[argnum]``."""
-    with jax.enable_x64(True):
-        return _to_numpy(_jitted_grad(fn, argnum)(*map(_to_jax, args)))
+    return value_and_grad(fn, *args, argnum=argnum)[1]
