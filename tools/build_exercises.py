@@ -47,22 +47,30 @@ def make_course_copy(dest: Path) -> Path:
     return dest
 
 
+def generate_in(course: Path) -> Path:
+    """Run ``nbgrader generate_assignment`` on every assignment of a course copy.
+
+    Returns the course's release folder, ``course / "exercises"``.
+    """
+    proc = subprocess.run(
+        [str(VENV_BIN / "nbgrader"), "generate_assignment", "ex*", "--force"],
+        cwd=course, env=nbgrader_env(), capture_output=True, text=True, timeout=600,
+    )
+    if proc.returncode != 0 or "ERROR" in proc.stderr:
+        raise RuntimeError(f"nbgrader generate_assignment failed:\n{proc.stderr[-4000:]}")
+    return course / "exercises"
+
+
 def generate(out: Path = ROOT / "exercises") -> list[Path]:
-    """Run ``nbgrader generate_assignment`` on every assignment; write the releases to ``out``."""
+    """Generate every release in a temporary course copy and copy it into ``out``."""
     with tempfile.TemporaryDirectory(prefix="bp-course-") as tmp:
-        course = make_course_copy(Path(tmp))
-        proc = subprocess.run(
-            [str(VENV_BIN / "nbgrader"), "generate_assignment", "ex*", "--force"],
-            cwd=course, env=nbgrader_env(), capture_output=True, text=True, timeout=300,
-        )
-        if proc.returncode != 0 or "ERROR" in proc.stderr:
-            raise RuntimeError(f"nbgrader generate_assignment failed:\n{proc.stderr[-4000:]}")
+        release = generate_in(make_course_copy(Path(tmp)))
         written = []
-        for name in assignments(course / "solutions"):
+        for name in assignments(release.parent / "solutions"):
             target = out / name
             if target.exists():
                 shutil.rmtree(target)
-            shutil.copytree(course / "exercises" / name, target)
+            shutil.copytree(release / name, target)
             written.extend(sorted(target.glob("*.ipynb")))
         return written
 
