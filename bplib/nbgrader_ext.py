@@ -22,6 +22,8 @@ This module imports nbgrader, which is not a dependency of :mod:`bplib` itself;
 
 from __future__ import annotations
 
+import re
+
 from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
@@ -79,9 +81,20 @@ def strip_hidden_region(
     return "\n".join(kept), removed
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
 def _short_traceback(output: NotebookNode) -> None:
-    """Cut an error output's traceback to its last line, ``ename: evalue``."""
+    """Cut an error output's traceback to its last line, ``ename: evalue``.
+
+    When ``evalue`` is empty (nbgrader's ``CellTimeoutError``), a one-line last
+    traceback entry that starts with ``ename:`` is kept instead: it is nbgrader's
+    own message ("No reply from kernel before timeout"), never test source.
+    """
     ename, evalue = output.get("ename", "Error"), output.get("evalue", "")
+    last = _ANSI.sub("", (output.get("traceback") or [""])[-1]).strip()
+    if not evalue and "\n" not in last and last.startswith(f"{ename}:"):
+        evalue = last[len(ename) + 1:].strip()
     output.traceback = [f"\x1b[0;31m{ename}\x1b[0m: {evalue}"]
 
 

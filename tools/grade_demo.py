@@ -23,12 +23,12 @@ import argparse
 import csv
 import html
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -175,7 +175,8 @@ def expect(source_nb, assignment: str, student: str, broken: set[str], descripti
 
 def _snippet(path: Path) -> tuple[str, list[str]]:
     """(description, bodies) of a snippet file; bodies split at REGION_SEPARATOR."""
-    text = path.read_text()
+    text = "\n".join(line for line in path.read_text().split("\n")
+                     if not line.startswith("# ruff:"))
     first = text.lstrip().split("\n", 1)[0]
     description = first.lstrip("# ").strip() if first.startswith("#") else path.stem
     return description, [b.strip("\n") for b in text.split(REGION_SEPARATOR)]
@@ -195,6 +196,11 @@ def _variant(release_nb, sources: dict[str, str]):
         if cell.cell_type == "code" and _meta(cell).get("solution") and gid in sources:
             cell.source = sources[gid]
     return nb
+
+
+def correct_notebook(source_nb, release_nb):
+    """The release with the instructor's solution in every answer cell."""
+    return _variant(release_nb, _correct_sources(source_nb, release_nb))
 
 
 def variants(source_nb, release_nb, assignment: str, corpus: Path = HERE):

@@ -1,0 +1,4 @@
+# db averaged over the batch instead of summed
+# ruff: noqa
+x, W, b = cache
+return dout @ W.T, x.T @ dout, dout.mean(axis=0)

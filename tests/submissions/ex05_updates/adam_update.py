@@ -1,0 +1,5 @@
+# no bias correction of m and v
+# ruff: noqa
+m = beta1 * m + (1 - beta1) * dw
+v = beta2 * v + (1 - beta2) * dw**2
+return w - lr * m / (np.sqrt(v) + eps), m, v

@@ -1,0 +1,242 @@
+"""The instructor's grading pipeline: real nbgrader on the real notebooks, in a throw-away course.
+
+One module-scoped course is released, filled with the sample submissions of
+``tests/submissions/`` (built from the release), autograded (one batched call per
+assignment), given feedback and exported; every slow test reads that one course.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import zipfile
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bplib.nbgrader_ext import HIDDEN_NOTE, HideHiddenTests, strip_hidden_region
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("grade_demo", ROOT / "tools" / "grade_demo.py")
+grade_demo = importlib.util.module_from_spec(_spec)
+sys.modules["grade_demo"] = grade_demo
+_spec.loader.exec_module(grade_demo)
+
+ASSIGNMENTS = grade_demo.assignments()
+TIMEOUT = 15  # nbgrader_config.py's per-cell timeout
+slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+needs_notebooks = pytest.mark.skipif(not ASSIGNMENTS, reason="no notebook in solutions/ yet")
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory):
+    """Every assignment released, the samples submitted, autograded, fed back, exported."""
+    course = grade_demo.make_course(tmp_path_factory.mktemp("course"), ASSIGNMENTS)
+    course.rows = grade_demo.run_all(course)
+    course.grades = grade_demo.cell_grades(course)
+    return course
+
+
+def _samples(course, assignment: str, prefix: str = ""):
+    return [e for e in course.expected
+            if e.assignment == assignment and e.student.startswith(prefix)]
+
+
+def _autograded(course, assignment: str, student: str):
+    path = course.root / "autograded" / student / assignment / f"{assignment}.ipynb"
+    return {c.metadata.get("nbgrader", {}).get("grade_id"): c
+            for c in nbformat.read(path, as_version=4).cells}
+
+
+# ----------------------------------------------------------------- the feedback preprocessor
+
+
+def test_strip_hidden_region_keeps_the_visible_tests_and_drops_the_hidden_ones():
+    source = "check(f)\n### BEGIN HIDDEN TESTS\nassert f(3) == 9\n### END HIDDEN TESTS\nprint(1)"
+    stripped, removed = strip_hidden_region(source)
+    assert removed
+    assert stripped == f"check(f)\n{HIDDEN_NOTE}\nprint(1)"
+
+
+def test_strip_hidden_region_refuses_an_unclosed_region():
+    with pytest.raises(ValueError, match="never closed"):
+        strip_hidden_region("### BEGIN HIDDEN TESTS\nassert secret")
+
+
+def test_hide_hidden_tests_cuts_the_traceback_to_its_message_only_in_hidden_test_cells():
+    error = {"output_type": "error", "ename": "AssertionError", "evalue": "dW is transposed",
+             "traceback": ["frame quoting: assert secret_check(dW)", "AssertionError: dW..."]}
+    hidden = nbformat.v4.new_code_cell(
+        "### BEGIN HIDDEN TESTS\nassert secret_check(dW)\n### END HIDDEN TESTS",
+        outputs=[nbformat.from_dict(error)])
+    visible = nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.from_dict(error)])
+    nb = nbformat.v4.new_notebook(cells=[hidden, visible])
+    nb, _ = HideHiddenTests().preprocess(nb, {})
+    assert "secret_check" not in json.dumps(nb.cells[0])
+    assert nb.cells[0].outputs[0].traceback == ["\x1b[0;31mAssertionError\x1b[0m: dW is transposed"]
+    assert nb.cells[1].outputs[0].traceback == error["traceback"]
+
+
+def test_hide_hidden_tests_keeps_nbgraders_timeout_message():
+    timeout = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "",
+               "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: "
+                             "No reply from kernel before timeout"]}
+    cell = nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\ncheck()\n### END HIDDEN TESTS",
+                                     outputs=[nbformat.from_dict(timeout)])
+    nb, _ = HideHiddenTests().preprocess(nbformat.v4.new_notebook(cells=[cell]), {})
+    assert nb.cells[0].outputs[0].traceback == timeout["traceback"]
+
+
+def test_nbgrader_config_registers_the_preprocessor_before_the_html_export():
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    names = [p.__name__ for p in config.GenerateFeedback.preprocessors]
+    assert names == ["GetGrades", "HideHiddenTests", "CSSHTMLHeaderPreprocessor"]
+    assert config.Execute.timeout == TIMEOUT
+
+
+# --------------------------------------------------------------------------- grading
+
+
+@needs_notebooks
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_correct_submission_gets_every_point(course, assignment):
+    grades = course.grades[(assignment, "correct")]
+    (expected,) = _samples(course, assignment, "correct")
+    assert grades and all(grades[g] == p for g, p in expected.points.items()), grades
+
+
+@needs_notebooks
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_blank_submission_scores_zero(course, assignment):
+    grades = course.grades[(assignment, "blank")]
+    assert grades and sum(grades.values()) == 0, grades
+
+
+@needs_notebooks
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(course, assignment):
+    mistakes = _samples(course, assignment, "wrong_")
+    assert mistakes, f"no mistake snippet in tests/submissions/{assignment}/"
+    for e in mistakes:
+        assert e.failing, f"{e.student}: the snippet breaks no test cell"
+        grades = course.grades[(assignment, e.student)]
+        lost = {g for g, s in grades.items() if s < e.points[g]}
+        assert lost == e.failing, f"{e.student} ({e.description}): lost {lost}, not {e.failing}"
+        assert all(grades[g] == 0 for g in lost), grades
+
+
+@needs_notebooks
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_never_ending_submission_is_stopped_by_the_cell_timeout_and_scores_zero_there(
+        course, assignment):
+    (e,) = _samples(course, assignment, "never_ending")
+    grades = course.grades[(assignment, "never_ending")]
+    assert {g for g, s in grades.items() if s < e.points[g]} == e.failing
+    assert all(grades[g] == 0 for g in e.failing)
+    # The looping cells ran for about the configured timeout, not nbgrader's default 30 s.
+    cells = _autograded(course, assignment, "never_ending")
+    durations = [_seconds(c) for c in cells.values() if c.cell_type == "code"]
+    timed_out = [d for d in durations if d is not None and d >= TIMEOUT - 1]
+    assert len(timed_out) >= 2, durations  # the top-level loop and a call of the looping function
+    assert max(timed_out) < TIMEOUT + 10, durations
+    # The whole batch (every sample student) stayed bounded.
+    n = len(_samples(course, assignment))
+    assert course.seconds[f"autograde {assignment}"] < TIMEOUT * len(timed_out) + 20 * n
+
+
+def _seconds(cell) -> float | None:
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not (start and end):
+        return None
+    parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(end) - parse(start)).total_seconds()
+
+
+# ------------------------------------------------------------------ feedback and export
+
+
+@needs_notebooks
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_feedback_shows_each_failure_message_and_no_hidden_test_source(course, assignment):
+    secret = grade_demo.hidden_lines(course, assignment)
+    assert secret, f"{assignment} has no hidden tests to protect"
+    for e in _samples(course, assignment):
+        raw = (course.root / "feedback" / e.student / assignment / f"{assignment}.html").read_text()
+        text = grade_demo.feedback_text(course, assignment, e.student)
+        assert not [s for s in secret if s in text or s in raw], e.student
+        assert "HIDDEN TESTS" not in text
+        cells = _autograded(course, assignment, e.student)
+        for gid in e.failing:
+            errors = [o for o in cells[gid].outputs if o.output_type == "error"]
+            assert errors, f"{e.student}/{gid} failed without an error output"
+            message = f"{errors[0].ename}: {errors[0].evalue}".split("\n")[0].strip()
+            assert message in text, f"{e.student}/{gid}: {message!r} missing from the feedback"
+
+
+@needs_notebooks
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_exported_csv_has_one_row_per_student_and_assignment_with_the_gradebook_scores(course):
+    rows = {(r["assignment"], r["student_id"]): r for r in course.rows}
+    students = {e.student for e in course.expected}
+    assert len(rows) == len(course.rows) == len(students) * len(ASSIGNMENTS)
+    assert set(rows) == {(a, s) for a in ASSIGNMENTS for s in students}
+    submitted = {(e.assignment, e.student): e for e in course.expected}
+    for key, row in rows.items():
+        if key in submitted:
+            e = submitted[key]
+            assert row["timestamp"], key
+            assert float(row["score"]) == pytest.approx(e.score), (key, e.failing)
+            assert float(row["max_score"]) == pytest.approx(e.max_score), key
+        else:
+            assert row["timestamp"] == "" and float(row["score"]) == 0.0, key
+
+
+# ------------------------------------------------------------- what the guides promise
+
+
+@needs_notebooks
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_validate_exits_zero_even_when_tests_fail_so_its_output_must_be_read(course):
+    a = ASSIGNMENTS[-1]
+    outputs = {}
+    for student in ("blank", "correct"):
+        nb = course.root / "submitted" / student / a / f"{a}.ipynb"
+        proc = subprocess.run([*grade_demo.NBGRADER, "validate", str(nb)], cwd=course.root,
+                              capture_output=True, text=True, env=grade_demo._env(), timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        outputs[student] = proc.stdout
+    assert "VALIDATION FAILED ON" in outputs["blank"]
+    assert "Success! Your notebook passes all the tests." in outputs["correct"]
+
+
+@needs_notebooks
+@pytest.mark.slow
+@pytest.mark.xdist_group("nbgrader")
+def test_zip_collect_files_an_lms_download_under_submitted(course):
+    a = ASSIGNMENTS[-1]
+    archive = course.root / "downloaded" / a / "archive"
+    archive.mkdir(parents=True)
+    notebook = (course.root / "submitted" / "correct" / a / f"{a}.ipynb").read_bytes()
+    with zipfile.ZipFile(archive / "lms_download.zip", "w") as zf:
+        zf.writestr(f"jdoe_late_12345_67890_{a}.ipynb", notebook)
+    course.nbgrader("zip_collect", "zip_collect", a)
+    assert (course.root / "submitted" / "jdoe" / a / f"{a}.ipynb").read_bytes() == notebook
