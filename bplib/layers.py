@@ -150,6 +150,7 @@ class Linear(Layer):
 
     def forward(self, x):
         """``out = x @ W + b``; x (N, in_features) -> out (N, out_features)."""
+        self._cache = None  # let the last batch's arrays go before this batch's are allocated
         out, self._cache = F.linear_forward(x, self.W, self.b)
         return out
 
@@ -190,6 +191,7 @@ class _Activation(Layer):
         raise NotImplementedError
 
     def forward(self, x):
+        self._cache = None
         out, self._cache = self._fwd(x)
         return out
 
