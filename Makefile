@@ -36,6 +36,9 @@ test-fast: setup
 bench: setup
 	$(PY) -m bench
 
+grade-demo: setup
+	$(PY) tools/grade_demo.py
+
 lint: setup
 	$(VENV)/bin/ruff check .
 
