@@ -1,0 +1,172 @@
+"""The built site in a real browser (Debian's Chromium driven by Playwright), fully offline."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import REPO_ROOT, toc_docnames
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
+TIMEOUT_MS = 30_000
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+        pass
+
+
+@pytest.fixture(scope="module")
+def site_url(built_site: Path) -> Iterator[str]:
+    """``_build/html`` served on 127.0.0.1 at a free port, in a thread, for this module."""
+    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.is_file():
+        message = f"{CHROMIUM} is missing: install it with `apt-get install chromium`"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class Visit:
+    """A browser tab that records console errors, page errors and requests to other hosts."""
+
+    def __init__(self, browser, base_url: str) -> None:
+        self.host = urlsplit(base_url).netloc
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.set_default_timeout(TIMEOUT_MS)
+        self.errors: list[str] = []
+        self.remote: list[str] = []
+        self.context.route("**/*", self._only_local)
+        self.page = self.context.new_page()
+        self.page.on("console", self._on_console)
+        self.page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def _only_local(self, route) -> None:
+        url = route.request.url
+        if urlsplit(url).scheme in {"data", "blob"} or urlsplit(url).netloc == self.host:
+            route.continue_()
+        else:  # the site must not need the network: record it and refuse it
+            self.remote.append(url)
+            route.abort()
+
+    def _on_console(self, message) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text} ({message.location.get('url', '')})")
+
+    def open(self, url: str) -> None:
+        response = self.page.goto(url, wait_until="load")
+        assert response is not None and response.ok, f"{url}: HTTP {response and response.status}"
+
+    def typeset_math(self) -> tuple[int, int, int]:
+        """Wait for MathJax's first typeset; return (math elements, mjx-container, mjx-merror)."""
+        n_math = self.page.locator(".math").count()
+        if n_math:
+            self.page.wait_for_function("() => window.MathJax && MathJax.startup && "
+                                        "MathJax.startup.promise")
+            self.page.evaluate("() => MathJax.startup.promise")
+        return (
+            n_math,
+            self.page.locator("mjx-container").count(),
+            self.page.locator("mjx-merror").count(),
+        )
+
+    def broken_images(self) -> list[str]:
+        """``src`` of every <img> that did not load (naturalWidth 0), lazy ones included."""
+        return self.page.evaluate(
+            """async () => {
+                const imgs = Array.from(document.images);
+                imgs.forEach(img => { img.loading = "eager"; });
+                await Promise.all(imgs.map(img => img.complete ? null : new Promise(done => {
+                    img.addEventListener("load", done); img.addEventListener("error", done);
+                    setTimeout(done, 10000);
+                })));
+                return imgs.filter(img => !(img.complete && img.naturalWidth > 0))
+                           .map(img => img.getAttribute("src"));
+            }"""
+        )
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def visit(browser, site_url: str) -> Iterator[Visit]:
+    tab = Visit(browser, site_url)
+    try:
+        yield tab
+    finally:
+        tab.close()
+
+
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_page_loads_offline_with_math_typeset_and_images_shown(
+    visit: Visit, site_url: str, docname: str
+) -> None:
+    visit.open(f"{site_url}/{docname}.html")
+    n_math, n_typeset, n_errors = visit.typeset_math()
+    broken = visit.broken_images()
+    assert not visit.remote, f"{docname} requested other hosts: {visit.remote}"
+    assert not visit.errors, f"{docname} logged errors:\n" + "\n".join(visit.errors)
+    assert n_typeset >= n_math, f"{docname}: {n_math} formulas but {n_typeset} typeset by MathJax"
+    assert n_errors == 0, f"{docname}: MathJax could not parse {n_errors} formula(s)"
+    assert not broken, f"{docname}: images that did not load: {broken}"
+
+
+def test_gradients_chapter_renders_and_is_saved_as_a_screenshot(
+    visit: Visit, site_url: str
+) -> None:
+    visit.open(f"{site_url}/chapters/04_gradients.html")
+    n_math, n_typeset, _ = visit.typeset_math()
+    assert n_typeset >= n_math
+    title = visit.page.locator("main h1").first.inner_text()
+    assert "Gradient" in title, f"the gradients chapter's title is {title!r}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTIFACTS / "gradients.png"
+    target.unlink(missing_ok=True)
+    png = visit.page.screenshot(path=str(target), full_page=True)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000
+
+
+def test_search_for_gradient_lists_the_gradients_chapter(visit: Visit, site_url: str) -> None:
+    visit.open(f"{site_url}/search.html?q=gradient")
+    results = visit.page.locator("#search-results ul.search li")
+    results.first.wait_for(state="visible")
+    links = results.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+    assert any("04_gradients" in href for href in links), f"search results: {links}"
+    assert not visit.remote and not visit.errors, (visit.remote, visit.errors)
