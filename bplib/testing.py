@@ -199,7 +199,12 @@ def _factor_hint(ratio: float, batch_size: int | None) -> str:
 
 
 def _fitted_factor(got: np.ndarray, expected: np.ndarray) -> float | None:
-    """The constant c with got ~ c * expected, if there is one (and c != 1)."""
+    """The constant c with got ~ c * expected, if there is one (and c != 1).
+
+    Needs at least two entries: any single number is a multiple of any other.
+    """
+    if got.size < 2:
+        return None
     denom = float(np.sum(expected * expected))
     if denom == 0.0:
         return None

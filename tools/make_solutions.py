@@ -13,6 +13,7 @@ then its autograded test cell: visible checks first, hidden ones between
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -58,8 +59,23 @@ def solution(grade_id: str, text: str):
     return cell
 
 
+def _random_checks_first(visible: str) -> str:
+    """Put the one-line ``check_*`` calls right after the imports, before the hand-worked case.
+
+    They diagnose a mistake in words (sign, factor, transpose, a known slip), which a
+    one-entry hand-worked case cannot.
+    """
+    lines = _src(visible).splitlines()
+    is_check = [bool(re.match(r"check_(?!value)\w+\(.*\)$", ln)) for ln in lines]
+    checks = [ln for ln, c in zip(lines, is_check, strict=True) if c]
+    rest = [ln for ln, c in zip(lines, is_check, strict=True) if not c]
+    head = 1 if rest and rest[0].startswith("from bplib.testing") else 0
+    body = rest[:head] + ([""] if head else []) + checks + rest[head:]
+    return "\n".join(body).replace("\n\n\n", "\n\n")
+
+
 def tests(grade_id: str, points: int, visible: str, hidden: str):
-    body = _src(visible) + "\n\n### BEGIN HIDDEN TESTS\n" + _src(hidden) + "\n### END HIDDEN TESTS"
+    body = _random_checks_first(visible) + "\n\n### BEGIN HIDDEN TESTS\n" + _src(hidden) + "\n### END HIDDEN TESTS"
     cell = nbformat.v4.new_code_cell(body)
     cell.metadata = _meta(grade_id, grade=True, locked=True, points=points)
     return cell
