@@ -169,8 +169,10 @@ class GradCheckReport:
 def _worst_entry(name: str, a: np.ndarray, n: np.ndarray, tol: Tolerance) -> GradCheckEntry:
     a = np.asarray(a, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
-    excess = np.abs(a - n) - (tol.atol + tol.rtol * np.maximum(np.abs(a), np.abs(n)))
-    idx = np.unravel_index(int(np.argmax(excess)), a.shape) if a.size else ()
+    # The worst entry is the one that uses up most of its own allowance; ranking by the
+    # difference minus the allowance would pick exact zeros whenever every entry passes.
+    ratio = np.abs(a - n) / (tol.atol + tol.rtol * np.maximum(np.abs(a), np.abs(n)))
+    idx = np.unravel_index(int(np.argmax(ratio)), a.shape) if a.size else ()
     idx = tuple(int(i) for i in idx)
     return GradCheckEntry(
         name=name,
