@@ -1,0 +1,59 @@
+"""nbgrader configuration fragment: sandboxed, limited, integrity-checked autograding.
+
+Loaded by ``nbgrader_config.py`` (``load_subconfig``), so that plain
+``nbgrader autograde <assignment>`` in the course root gets every protection:
+
+* each notebook runs in the ``bplib-sandbox`` kernel (``make setup`` installs it;
+  ``python bplib/sandbox.py install-kernel --sys-prefix`` does it by hand): bubblewrap
+  with a read-only system, no network, a private ``/tmp`` and process tree, and of
+  the course root only the submission's own folder;
+* limits per kernel: memory, CPU time, file size; per cell: output size; per
+  notebook: wall time; a kernel that dies gets a grade and a reason, not a crash;
+* before execution, CheckIntegrity refuses student cells that rebind module
+  attributes or use bplib's reference of a function the student must write;
+* deleted test cells are put back from the instructor's copy.
+
+Without bubblewrap (or user namespaces) autograde logs
+``WARNING: NO SANDBOX for student code (...)`` and goes on with the limits only.
+See ``chapters/security.md`` for what is and is not protected.
+"""
+
+import os
+
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    IgnorePattern,
+    LimitOutput,
+    SaveAutoGrades,
+)
+
+from bplib.sandbox import CheckIntegrity, SandboxedExecute
+
+c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+# The folder of this file is the course root: the kernel must not see it.
+c.SandboxedExecute.course_root = os.path.dirname(os.path.abspath(__file__))
+
+c.SandboxedExecute.memory_limit = 2 * 1024**3  # bytes of address space per kernel process
+c.SandboxedExecute.cpu_limit = 120  # CPU seconds per kernel process
+c.SandboxedExecute.file_size_limit = 64 * 1024**2  # largest file a kernel may write (/tmp)
+c.SandboxedExecute.max_output_bytes = 1024**2  # output kept per cell; the cell is interrupted
+c.SandboxedExecute.notebook_time_limit = 300  # wall seconds per notebook, all cells together
+# Set to True to refuse grading where bubblewrap cannot run (instead of a warning).
+c.SandboxedExecute.require_sandbox = False
+
+c.Autograde.autograde_preprocessors = [
+    CheckIntegrity,  # before execution: refused cells are replaced by a raise
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+
+# A deleted (or un-marked) test cell is put back from the instructor's copy and graded.
+c.OverwriteCells.add_missing_cells = True
