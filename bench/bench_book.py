@@ -1,8 +1,8 @@
 """Cost of building the book: a clean build against a no-change rebuild.
 
 The book's sources (``_config.yml``, ``_toc.yml``, ``intro.md``, ``references.bib``,
-``chapters/``, ``_static/``) are copied to a temporary folder, and ``make book``'s
-command is timed there three times:
+``chapters/``, ``_static/``, and ``exercises/`` for its downloads) are copied to a
+temporary folder, and ``make book``'s command is timed there three times:
 
 1. clean: no ``_build``, so every chapter is executed and every page written;
 2. no change: the same sources again, which should execute nothing (jupyter-cache)
@@ -25,7 +25,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ("_config.yml", "_toc.yml", "intro.md", "references.bib", "chapters", "_static")
+# exercises/ holds the student notebooks that chapters/exercises.md offers as downloads;
+# the book's exclude patterns keep them out of the pages.
+SOURCES = ("_config.yml", "_toc.yml", "intro.md", "references.bib", "chapters", "_static",
+           "exercises")
 TARGET_RATIO = 0.1
 
 

@@ -159,6 +159,12 @@ def test_no_download_contains_solutions_or_hidden_tests(built_site: Path) -> Non
         name = path.relative_to(sources).with_suffix("").as_posix()
         if name not in EXERCISE_PAGES:
             problems += [f"{name}.md: {m!r}" for m in markers_in(path.read_text(encoding="utf-8"))]
+    # Files offered with {download} (the student notebooks of exercises/): stubs, no solutions.
+    for path in sorted((built_site / "_downloads").rglob("*")):
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            name = path.relative_to(built_site).as_posix()
+            problems += [f"{name}: {m!r}" for m in markers_in(text)]
     assert not problems, "downloads contain solution material:\n" + "\n".join(problems)
 
 
