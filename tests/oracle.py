@@ -84,6 +84,15 @@ def binary_cross_entropy(logits, t):
 # --------------------------------------------------------------------------- evaluation
 
 
+def _float64():
+    """A context in which JAX computes in float64 (``jax.enable_x64`` on recent JAX)."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64  # JAX before 0.7
+
+    return enable_x64(True)
+
+
 def _to_jax(a):
     """Floats become float64, integers stay integers (labels), Python scalars pass through."""
     if isinstance(a, (int, float)):
@@ -127,7 +136,7 @@ def _jitted_value_and_grad(fn: Callable, argnum: int):
 
 def value(fn: Callable, *args) -> np.ndarray:
     """``fn(*args)`` in float64, as a numpy array (a tuple of them if ``fn`` returns a tuple)."""
-    with jax.enable_x64(True):
+    with _float64():
         return _to_numpy(_jitted_value(fn)(*map(_to_jax, args)))
 
 
@@ -141,7 +150,7 @@ def value_and_vjp(
     the others are held fixed.
     """
     argnums = tuple(range(len(args))) if argnums is None else tuple(argnums)
-    with jax.enable_x64(True):
+    with _float64():
         run = _jitted_vjp(fn, argnums)
         out, grads = run(tuple(map(_to_jax, args)), jnp.asarray(dout, dtype=jnp.float64))
         return _to_numpy(out), _to_numpy(tuple(grads))
@@ -154,7 +163,7 @@ def vjp(fn: Callable, args: tuple, dout, argnums: tuple[int, ...] | None = None)
 
 def value_and_grad(fn: Callable, *args, argnum: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The scalar ``fn(*args)`` and its gradient with respect to ``args[argnum]``."""
-    with jax.enable_x64(True):
+    with _float64():
         return _to_numpy(_jitted_value_and_grad(fn, argnum)(*map(_to_jax, args)))
 
 

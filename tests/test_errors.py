@@ -79,6 +79,7 @@ def test_backward_names_both_shapes_when_dout_is_misshapen(name, bad_shape):
 
 @pytest.mark.parametrize("bad_label", [3, 7, -1])
 def test_softmax_cross_entropy_names_the_label_out_of_range_and_the_number_of_classes(bad_label):
+    # 3 (== the number of classes) is the boundary case; 7 and -1 show the label is named.
     logits = np.zeros((3, 3))
     labels = np.array([0, bad_label, 2])
     message = raises_naming(ValueError, bplib.softmax_cross_entropy, logits, labels,
