@@ -219,10 +219,25 @@ def time_forms(forms: dict[str, Callable], repeats: int = REPEATS,
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            f0 = _minor_faults()
             t0 = time.perf_counter()
             forms[name]()
             samples[name].append(time.perf_counter() - t0)
+            FAULTS[name] = FAULTS.get(name, 0) + (_minor_faults() - f0) / repeats
     return samples
+
+
+#: mean minor page faults per call of each form, filled by :func:`time_forms`
+FAULTS: dict[str, float] = {}
+
+
+def _minor_faults() -> int:
+    """Page faults so far (memory the allocator gave back to the system and took again)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 0
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def check_same_losses(forms: dict[str, Callable[[], float]], x, y) -> None:
@@ -255,12 +270,15 @@ def main() -> None:
     print(f"FLOPs per step: performed {perf / 1e9:.3f} G, 6NP {six / 1e9:.3f} G "
           f"(P = {sum(d * m for d, m in zip(SIZES[:-1], SIZES[1:], strict=True))} weights)")
     print(f"{'form':<18} {'ms/step':>8} {'best':>7} {'vs numpy':>9} {'GFLOP/s':>8} "
-          f"{'GEMM frac':>10} {'(6NP)':>7}")
+          f"{'GEMM frac':>10} {'(6NP)':>7} {'faults':>7}")
     for name, t in med.items():
         # the ratio to plain numpy is the median of the per-repetition ratios
         ratio = statistics.median(a / b for a, b in zip(samples[name], ref, strict=True))
         print(f"{name:<18} {t * 1e3:8.2f} {min(samples[name]) * 1e3:7.2f} {ratio:8.3f}x "
-              f"{perf / t / 1e9:8.1f} {perf / t / gemm_rate:10.3f} {six / t / gemm_rate:7.3f}")
+              f"{perf / t / 1e9:8.1f} {perf / t / gemm_rate:10.3f} {six / t / gemm_rate:7.3f} "
+              f"{FAULTS.get(name, 0):7.0f}")
+    print("faults: minor page faults per step, memory the allocator returned to the system "
+          "and faulted back in")
 
 
 if __name__ == "__main__":

@@ -161,18 +161,19 @@ class Linear(Layer):
         returned: a model's first layer needs no gradient for its input, and that
         product would cost as much as ``dW``.
         """
-        cache = self._cached()
+        x, W, _ = cache = self._cached()
+        dout = as_float_array(dout, "dout")
+        if dout.shape != (x.shape[0], W.shape[1]):
+            F.linear_backward(dout, cache)  # raises its error naming both shapes
+        # Drop the last batch's gradients before allocating this batch's: the allocator
+        # then reuses their memory instead of returning it to the system and faulting it back.
+        self.grads = {}
         if input_grad:
             dx, dW, db = F.linear_backward(dout, cache)
-            self.grads = {"W": dW, "b": db}
-            return dx
-        # The same dW and db as linear_backward, without the product dout @ W.T.
-        x = cache[0]
-        dout = as_float_array(dout, "dout")
-        if dout.shape != (x.shape[0], self.out_features):
-            F.linear_backward(dout, cache)  # raises its error naming both shapes
-        self.grads = {"W": x.T @ dout, "b": dout.sum(axis=0)}
-        return None
+        else:  # the same dW and db as linear_backward, without the product dout @ W.T
+            dx, dW, db = None, x.T @ dout, dout.sum(axis=0)
+        self.grads = {"W": dW, "b": db}
+        return dx
 
     def __repr__(self) -> str:
         return (
