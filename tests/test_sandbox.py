@@ -1,0 +1,395 @@
+"""Grading under attack: the sandboxed kernel, the limits and the integrity checks.
+
+Fast tests check the static integrity rules and the bubblewrap command line. The
+slow tests run real ``nbgrader autograde`` in a throw-away course whose
+``nbgrader_config.py`` is the course's own plus ``load_subconfig`` of
+``nbgrader_sandbox.py``: one batched call grades a correct student, every hostile
+student of ``tests/hostile/`` and a second correct student.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bplib import sandbox
+
+ROOT = Path(__file__).resolve().parents[1]
+HOSTILE = Path(__file__).resolve().parent / "hostile"
+ASSIGNMENT = "ex04_backward"
+CELL_TIMEOUT = 8  # the test course's per-cell timeout (the course uses 15 s)
+
+
+def slow(fn):
+    """Real nbgrader: slow, and in the one xdist group that runs nbgrader."""
+    return pytest.mark.slow(pytest.mark.xdist_group("nbgrader")(fn))
+
+
+def _require_bwrap() -> None:
+    problem = sandbox.bwrap_problem()
+    if problem is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must sandbox student code but cannot: {problem}")
+    pytest.skip(f"needs bubblewrap ({problem}); install it with `apt-get install bubblewrap`")
+
+
+# ------------------------------------------------------------------------- the corpus
+
+
+@dataclass
+class Case:
+    """One hostile student: edits to a correct submission and what must happen."""
+
+    name: str
+    description: str
+    lose: set[str]
+    reason: str
+    edits: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, grade_id, code)
+
+
+def load_case(path: Path) -> Case:
+    """Read ``tests/hostile/<name>.cell`` (format: ``tests/hostile/README.md``)."""
+    header, edits, current = {}, [], None
+    for line in path.read_text().splitlines():
+        m = re.match(r"# %% (cell|after|test|delete): (\w+)\s*$", line)
+        if m:
+            current = [m.group(1), m.group(2), []]
+            edits.append(current)
+        elif current is not None:
+            current[2].append(line)
+        elif (h := re.match(r"# (case|lose|reason): (.*)$", line)):
+            header[h.group(1)] = h.group(2).strip()
+    lose = set() if header["lose"] == "-" else set(header["lose"].split())
+    return Case(path.stem, header["case"], lose, header["reason"],
+                [(k, g, "\n".join(code).strip("\n")) for k, g, code in edits])
+
+
+CASES = [load_case(p) for p in sorted(HOSTILE.glob("*.cell"))]
+
+
+def test_the_corpus_covers_every_attack_the_issue_lists():
+    names = {c.name for c in CASES}
+    assert {"loop_in_function", "loop_top_level", "memory_bomb", "os_exit", "patch_numpy",
+            "patch_checker", "call_reference", "edit_test_cell", "delete_test_cell",
+            "read_solutions", "delete_gradebook", "background_process", "print_flood",
+            "syntax_error"} <= names
+    for case in CASES:
+        assert case.edits, f"{case.name}: no edit"
+        assert re.compile(case.reason), case.name
+
+
+# ------------------------------------------------------------------ static integrity
+
+
+def _solution_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"
+            and c.metadata.get("nbgrader", {}).get("solution")]
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*/*.ipynb")),
+                         ids=lambda p: p.stem)
+def test_no_instructor_solution_is_refused_by_the_integrity_check(path):
+    nb = nbformat.read(path, as_version=4)
+    trees = [sandbox.parse_cell(c.source) for c in nb.cells if c.cell_type == "code"]
+    imports = {k: v for t in trees if t for k, v in sandbox.imported_names(t).items()}
+    functions = set().union(*(sandbox.defined_functions(sandbox.parse_cell(c.source))
+                              for c in _solution_cells(nb)))
+    for cell in _solution_cells(nb):
+        found = sandbox.find_violations(cell.source, sandbox.forbidden_names(functions),
+                                        imports)
+        assert found == [], f"{path.stem}: {found}"
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if "IntegrityError" in c.reason],
+                         ids=lambda c: c.name)
+def test_each_tampering_snippet_is_found_by_the_static_check(case):
+    forbidden = sandbox.forbidden_names({"linear_backward", "relu_backward",
+                                         "sigmoid_backward", "tanh_backward", "two_layer_net"})
+    for _, _, code in case.edits:
+        found = sandbox.find_violations(code, forbidden, {"np": "numpy"})
+        assert found, f"{case.name}: nothing found"
+        assert re.search(case.reason.split("IntegrityError: ")[-1], str(found[0]) + " ".join(
+            map(str, found))), found
+
+
+@pytest.mark.parametrize("code, words", [
+    ("import numpy\nn = numpy\nn.allclose = lambda *a: True", "rebinds n.allclose"),
+    ("import sys\nsys.modules['bplib.testing'] = None", "rebinds sys.modules"),
+    ("import builtins\nbuiltins.len = lambda x: 0", "rebinds builtins.len"),
+    ("from bplib import testing\ntesting.check_backward = print", "bplib.testing"),
+    ("import numpy as np\nvars(np)['allclose'] = 1", "vars()"),
+    ("import bplib\nf = getattr(bplib, 'linear_' + 'backward')", "computed name"),
+    ("import bplib\nf = getattr(bplib, 'linear_backward')", "bplib.linear_backward"),
+    ("def f(x):\n    return x.__globals__", ".__globals__"),
+    ("exec('import numpy; numpy.allclose = None')", "exec()"),
+])
+def test_tampering_the_checker_could_rely_on_is_named(code, words):
+    found = sandbox.find_violations(code, {"linear_backward"})
+    assert any(words in str(v) for v in found), found
+
+
+@pytest.mark.parametrize("code", [
+    "def linear_backward(dout, cache):\n    x, W, b = cache\n    dx = dout @ W.T\n"
+    "    return dx, x.T @ dout, dout.sum(axis=0)",
+    "import numpy as np\ndef relu_backward(dout, cache):\n    out = np.array(dout)\n"
+    "    out[cache <= 0] = 0\n    return out",
+    "from bplib import linear_forward\nout, cache = linear_forward(1, 2, 3)",
+    "def f(a):\n    a.shape = (2, 3)\n    return a",
+    "def linear_backward(dout, cache)\n    return 1",  # a syntax error: running it says so
+])
+def test_ordinary_student_code_is_not_refused(code):
+    assert sandbox.find_violations(code, {"linear_backward", "relu_backward"}) == []
+
+
+def test_a_refused_cell_keeps_its_code_as_comments_and_its_functions_raise_the_reason():
+    source = "import numpy as np\nnp.allclose = max\ndef f(x):\n    return x"
+    found = sandbox.find_violations(source, set())
+    namespace: dict = {}
+    with pytest.raises(Exception, match="rebinds np.allclose") as raised:
+        exec(sandbox.replacement_source(source, found, {"f"}), namespace)  # noqa: S102
+    assert type(raised.value).__name__ == "IntegrityError"
+    with pytest.raises(Exception, match="did not run the cell that defines f"):
+        namespace["f"](1)
+    assert "#     np.allclose = max" in sandbox.replacement_source(source, found, {"f"})
+
+
+# ------------------------------------------------------------------- the bwrap command
+
+
+def test_bwrap_command_hides_the_course_then_binds_back_the_venv_bplib_and_submission(
+        tmp_path):
+    course, work = tmp_path / "course", tmp_path / "course" / "autograded" / "s" / "a"
+    cmd = sandbox.bwrap_command(["python"], workdir=work, runtime_dir=tmp_path / "rt",
+                                course_root=course, prefix=Path("/opt/venv"),
+                                package_dir=ROOT / "bplib", env={"PATH": "/usr/bin"})
+    pairs = [(cmd[i], cmd[i + 1]) for i in range(len(cmd) - 1)]
+    assert ("--tmpfs", str(ROOT)) in pairs  # the project bplib is installed from
+    first_tmpfs = cmd.index("--tmpfs")
+    for path in ("/opt/venv", str(ROOT / "bplib"), str(work)):
+        assert cmd.index(path) > first_tmpfs
+    assert ("--bind", str(tmp_path / "rt")) in pairs and ("--ro-bind", str(work)) in pairs
+    assert {"--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"} <= set(cmd)
+
+
+def test_limits_round_trip_through_the_environment():
+    limits = sandbox.Limits(memory=123, cpu=4, file_size=5)
+    assert sandbox.Limits.from_env(limits.as_env()) == limits
+
+
+def test_kernel_spec_starts_the_launcher_script_with_message_interrupts():
+    spec = sandbox.kernel_spec()
+    assert spec["argv"][1].endswith("bplib/sandbox.py") and "{connection_file}" in spec["argv"]
+    assert spec["interrupt_mode"] == "message"
+
+
+# ------------------------------------------------------------ real nbgrader, batched
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def _nbgrader(root: Path, *args: str, env: dict | None = None) -> str:
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root,
+                          capture_output=True, text=True, env=env or _env(), check=False)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def make_course(dest: Path) -> Path:
+    """A course with ``solutions/ex04_backward``, the real config plus the sandbox line."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, dest / "solutions" / ASSIGNMENT)
+    shutil.copy(ROOT / "nbgrader_sandbox.py", dest / "nbgrader_sandbox.py")
+    config = (ROOT / "nbgrader_config.py").read_text()
+    if "nbgrader_sandbox.py" not in config:
+        config += '\nload_subconfig(os.path.join(HERE, "nbgrader_sandbox.py"))\n'
+    config += f"\nc.Execute.timeout = {CELL_TIMEOUT}\n"
+    (dest / "nbgrader_config.py").write_text(config)
+    _nbgrader(dest, "generate_assignment", ASSIGNMENT, "--force")
+    return dest
+
+
+def _strip_markers(source: str) -> str:
+    return "\n".join(line for line in source.split("\n")
+                     if "BEGIN SOLUTION" not in line and "END SOLUTION" not in line)
+
+
+def correct_notebook(course: Path):
+    """The release with every solution cell replaced by the instructor's solution."""
+    source = nbformat.read(course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    answers = {c.metadata["nbgrader"]["grade_id"]: _strip_markers(c.source)
+               for c in _solution_cells(source)}
+    nb = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    for cell in _solution_cells(nb):
+        cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
+    return nb
+
+
+def apply_case(nb, case: Case):
+    """The correct notebook with the case's edits."""
+    def index(gid):
+        return next(i for i, c in enumerate(nb.cells)
+                    if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
+
+    for kind, gid, code in case.edits:
+        if kind in ("cell", "test"):
+            nb.cells[index(gid)].source = code
+        elif kind == "after":
+            nb.cells.insert(index(gid) + 1, nbformat.v4.new_code_cell(code))
+        else:
+            del nb.cells[index(gid)]
+    return nb
+
+
+def submit(course: Path, student: str, nb) -> None:
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
+
+
+def grades(course: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{student: {test grade_id: (score, max_score)}}`` from the gradebook."""
+    from nbgrader.api import Gradebook
+
+    out = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in gb.assignment_submissions(ASSIGNMENT):
+            nb = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, sub.student.id)
+            out[sub.student.id] = {g.name: (g.score, g.max_score) for g in nb.grades
+                                   if g.cell.cell_type == "code"}
+    return out
+
+
+def processes_of(course: Path) -> list[str]:
+    """Live processes started for this course: kernels, launchers, the corpus' sleeps."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if str(course) in cwd or "sleep 6061" in cmd or "sleep 6062" in cmd:
+            found.append(f"{proc.name}: {cmd}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One course, one ``nbgrader autograde`` call: a correct student first and last,
+    every hostile case in between."""
+    _require_bwrap()
+    course = make_course(tmp_path_factory.mktemp("hostile") / "course")
+    correct = correct_notebook(course)
+    submit(course, "aaa_correct", correct)
+    for case in CASES:
+        submit(course, f"h_{case.name}", apply_case(correct_notebook(course), case))
+    submit(course, "zzz_correct", correct)
+    start = time.perf_counter()
+    log = _nbgrader(course, "autograde", ASSIGNMENT, "--force")
+    seconds = time.perf_counter() - start
+    time.sleep(0.5)
+    return course, grades(course), log, seconds, processes_of(course)
+
+
+def _outputs(course: Path, student: str, gid: str | None = None) -> str:
+    nb = nbformat.read(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    texts = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or (gid and cell.metadata.get(
+                "nbgrader", {}).get("grade_id") != gid):
+            continue
+        for o in cell.get("outputs", []):
+            texts.append(o.get("text", "") if o.output_type == "stream"
+                         else f"{o.get('ename')}: {o.get('evalue')}")
+    return "\n".join(texts)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@slow
+def test_hostile_submission_gets_a_grade_and_a_reason(graded, case):
+    course, table, *_ = graded
+    got = table[f"h_{case.name}"]
+    lost = {g for g, (score, top) in got.items() if score < top}
+    assert lost == case.lose, f"{case.description}: lost {lost}, expected {case.lose}"
+    assert all(got[g][0] == 0 for g in lost), got
+    where = sorted(case.lose) or [None]
+    text = "\n".join(_outputs(course, f"h_{case.name}", g) for g in where)
+    assert re.search(case.reason, text), f"{case.name}: {case.reason!r} not in:\n{text[:2000]}"
+
+
+@slow
+def test_correct_students_graded_before_and_after_the_hostile_ones_keep_full_marks(graded):
+    _, table, *_ = graded
+    for student in ("aaa_correct", "zzz_correct"):
+        got = table[student]
+        assert got and all(score == top > 0 for score, top in got.values()), (student, got)
+
+
+@slow
+def test_autograde_of_the_whole_hostile_batch_finishes_in_bounded_time(graded):
+    *_, seconds, _ = graded
+    timeouts = sum(len(c.lose) for c in CASES if "Timeout" in c.reason) + 2
+    assert seconds < timeouts * CELL_TIMEOUT + 15 * (len(CASES) + 2), seconds
+
+
+@slow
+def test_no_process_outlives_the_grading(graded):
+    *_, leftover = graded
+    assert leftover == []
+
+
+@slow
+def test_gradebook_is_intact_with_every_student(graded):
+    course, table, *_ = graded
+    with sqlite3.connect(course / "gradebook.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert set(table) == {"aaa_correct", "zzz_correct"} | {f"h_{c.name}" for c in CASES}
+    assert (course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+    assert (course / "submitted" / "aaa_correct" / ASSIGNMENT).is_dir()
+
+
+@slow
+def test_a_flood_of_output_is_cut_to_a_bounded_notebook(graded):
+    course, *_ = graded
+    path = course / "autograded" / "h_print_flood" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert path.stat().st_size < 4 * 1024**2
+
+
+@slow
+def test_refused_cells_show_the_students_code_and_the_reason_in_the_autograded_notebook(
+        graded):
+    course, *_ = graded
+    nb = nbformat.read(course / "autograded" / "h_patch_numpy" / ASSIGNMENT
+                       / f"{ASSIGNMENT}.ipynb", 4)
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id")
+               == "linear_backward"]
+    assert "#     np.allclose = lambda *args, **kwargs: True" in cell.source
+    assert "IntegrityError" in _outputs(course, "h_patch_numpy", "linear_backward")
+
+
+@slow
+def test_without_bubblewrap_autograde_warns_loudly_and_still_grades(tmp_path):
+    course = make_course(tmp_path / "course")
+    submit(course, "correct", correct_notebook(course))
+    env = {**_env(), sandbox.ENV_OFF: "1"}
+    log = _nbgrader(course, "autograde", ASSIGNMENT, "--force", env=env)
+    assert "WARNING: NO SANDBOX for student code" in log
+    got = grades(course)["correct"]
+    assert all(score == top for score, top in got.values()), got
