@@ -95,9 +95,11 @@ def make_course(dest: Path, names: list[str], source_root: Path = ROOT) -> Cours
 
 
 def release(course: Course) -> None:
-    """``nbgrader generate_assignment`` for every assignment of the course."""
-    for a in course.assignments:
-        course.nbgrader(f"release {a}", "generate_assignment", a, "--force")
+    """``nbgrader generate_assignment`` of every assignment in the course, in one call.
+
+    The course holds only the chosen assignments, so the glob ``*`` names exactly them.
+    """
+    course.nbgrader("release (all)", "generate_assignment", "*", "--force")
 
 
 def submit_samples(course: Course) -> None:
@@ -113,9 +115,8 @@ def autograde(course: Course) -> None:
 
 
 def feedback(course: Course) -> None:
-    """``nbgrader generate_feedback`` per assignment, through the course's config."""
-    for a in course.assignments:
-        course.nbgrader(f"feedback {a}", "generate_feedback", a, "--force")
+    """``nbgrader generate_feedback`` of every assignment in one call, with the course's config."""
+    course.nbgrader("feedback (all)", "generate_feedback", "*", "--force")
 
 
 def export(course: Course) -> list[dict[str, str]]:
