@@ -39,6 +39,7 @@ from pathlib import Path
 KERNEL_NAME = "bplib-sandbox"
 ENV_ROOT = "BPLIB_COURSE_ROOT"
 ENV_MEMORY, ENV_CPU, ENV_FSIZE = "BPLIB_SANDBOX_MEMORY", "BPLIB_SANDBOX_CPU", "BPLIB_SANDBOX_FSIZE"
+ENV_OUTPUT = "BPLIB_SANDBOX_OUTPUT"  # characters a cell may print
 ENV_OFF = "BPLIB_SANDBOX_OFF"  # tests only: force the unsandboxed path
 GIB, MIB = 1024**3, 1024**2
 LOG_CAP = 64 * 1024  # bytes of the kernel's own stdout/stderr passed on to nbgrader's log
@@ -194,11 +195,41 @@ def _python_folders(prefix: Path) -> list[Path]:
     return out
 
 
-def kernel_argv(connection_file: str) -> list[str]:
+def kernel_argv(connection_file: str, output_limit: int = 0) -> list[str]:
     """``ipykernel`` with the working folder kept off ``sys.path`` (a submitted
-    ``numpy.py`` or ``bplib/`` folder must not shadow the real ones)."""
-    return [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", connection_file,
+    ``numpy.py`` or ``bplib/`` folder must not shadow the real ones) and, with
+    ``output_limit``, :func:`cap_output` run at start-up."""
+    argv = [sys.executable, "-P", "-m", "ipykernel_launcher", "-f", connection_file,
             "--IPKernelApp.ignore_cwd=True"]
+    if output_limit:
+        argv.append("--IPKernelApp.exec_lines="
+                    f"__import__('bplib.sandbox').sandbox.cap_output({int(output_limit)})")
+    return argv
+
+
+class OutputLimitError(RuntimeError):
+    """A cell printed more than the autograder keeps."""
+
+
+def cap_output(limit: int) -> None:
+    """In the kernel: a cell whose ``print`` output passes ``limit`` characters gets
+    :class:`OutputLimitError` from ``print`` (so a flood ends at once, in the kernel)."""
+    from IPython import get_ipython
+
+    state = {"n": 0}
+    for stream in (sys.stdout, sys.stderr):
+        def capped(text, write=stream.write):
+            state["n"] += len(text)
+            if state["n"] > limit:
+                raise OutputLimitError(f"this cell printed more than {limit // 1024} KiB; "
+                                       "the autograder stopped it (output cut by the "
+                                       "autograder)")
+            return write(text)
+
+        stream.write = capped
+    shell = get_ipython()
+    if shell is not None:
+        shell.events.register("pre_run_cell", lambda *_: state.update(n=0))
 
 
 def run_kernel(connection_file: str) -> int:
@@ -209,7 +240,7 @@ def run_kernel(connection_file: str) -> int:
     """
     workdir = Path.cwd().resolve()
     limits = Limits.from_env()
-    kernel = kernel_argv(connection_file)
+    kernel = kernel_argv(connection_file, int(os.environ.get(ENV_OUTPUT, 0)))
     problem = bwrap_problem()
     if problem:
         print(WARNING.format(problem), file=sys.stderr, flush=True)
@@ -588,11 +619,12 @@ def _error_output(ename: str, evalue: str):
 
 def _build_nbgrader_classes() -> dict[str, type]:  # noqa: C901 - two classes, kept together
     import asyncio
+    import queue
     import time
 
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from jupyter_core.utils import ensure_async, run_sync
-    from nbclient.exceptions import DeadKernelError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from nbformat.notebooknode import NotebookNode
     from nbgrader import utils
     from nbgrader.preprocessors import Execute, NbGraderPreprocessor
@@ -656,6 +688,7 @@ def _build_nbgrader_classes() -> dict[str, type]:  # noqa: C901 - two classes, k
         async def async_start_new_kernel(self, **kwargs):
             env = dict(kwargs.pop("env", None) or os.environ)
             env.update(self._limits.as_env())
+            env[ENV_OUTPUT] = str(self.max_output_bytes)
             if self.course_root:
                 env[ENV_ROOT] = self.course_root
             await super().async_start_new_kernel(env=env, **kwargs)
@@ -679,6 +712,11 @@ def _build_nbgrader_classes() -> dict[str, type]:  # noqa: C901 - two classes, k
             try:
                 return await super().async_execute_cell(cell, cell_index, execution_count,
                                                         store_history)
+            except CellTimeoutError:  # the reply came, its output did not stop in time
+                cell.outputs.append(_error_output(
+                    "CellTimeoutError", "the cell's output did not stop after the timeout"))
+                await self._drain_iopub(min(60.0, self._deadline - time.monotonic()))
+                return cell
             except DeadKernelError:
                 process = getattr(getattr(self.km, "provisioner", None), "process", None)
                 status = process.poll() if process is not None else None
@@ -688,6 +726,19 @@ def _build_nbgrader_classes() -> dict[str, type]:  # noqa: C901 - two classes, k
                 return cell
 
         execute_cell = run_sync(async_execute_cell)
+
+        async def _drain_iopub(self, limit: float) -> None:
+            """Drop the rest of a flood of output, so that the next cell's own output
+            is not stuck behind it."""
+            end = time.monotonic() + max(limit, 1.0)
+            while time.monotonic() < end:
+                try:
+                    msg = await ensure_async(self.kc.iopub_channel.get_msg(timeout=1))
+                except queue.Empty:
+                    return
+                if msg["msg_type"] == "status" and \
+                        msg["content"].get("execution_state") == "idle":
+                    return
 
         def output(self, outs, msg, display_id, cell_index):
             size = _message_size(msg)
