@@ -155,7 +155,7 @@ def graded_in_gradebook(db_url: str, course_id: str, assignment: str) -> set[str
     """
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(db_url, course_id) as gb:
+    with _tools_on_path(), Gradebook(db_url, course_id) as gb:
         try:
             record = gb.find_assignment(assignment)
         except MissingEntry:
@@ -164,6 +164,21 @@ def graded_in_gradebook(db_url: str, course_id: str, assignment: str) -> set[str
                 f"run `nbgrader generate_assignment {assignment} --db <that url>` first"
             ) from None
         return {s.student.id for s in record.submissions}
+
+
+def gradebook_scores(root: Path, assignment: str,
+                     db_url: str | None = None) -> dict[str, dict[str, float]]:
+    """``{student: {grade_id: score}}`` for every submission of ``assignment`` in the gradebook.
+
+    ``db_url`` defaults to the course's gradebook (see :func:`course_settings`).
+    """
+    from nbgrader.api import Gradebook
+
+    default_url, course_id = course_settings(Path(root))
+    with Gradebook(db_url or default_url, course_id) as gb:
+        return {sub.student.id: {g.name: float(g.score) for nb in sub.notebooks
+                                 for g in nb.grades}
+                for sub in gb.find_assignment(assignment).submissions}
 
 
 # -------------------------------------------------------------------------- the journal
@@ -237,6 +252,20 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
+@contextlib.contextmanager
+def _tools_on_path() -> Iterator[None]:
+    """Put this Python's ``bin/`` first on PATH for a while (a new gradebook runs ``alembic``)."""
+    before = os.environ.get("PATH")
+    os.environ["PATH"] = _worker_env()["PATH"]
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["PATH"]
+        else:
+            os.environ["PATH"] = before
+
+
 class Worker:
     """One ``python -m bplib.grading _worker`` process and the student it is grading."""
 
@@ -277,7 +306,7 @@ def _lost(worker: Worker, why: str) -> Outcome:
 def run_pool(root: Path, assignment: str, db_url: str, todo: list[str], jobs: int,
              journal: Journal, timeout: float = STUDENT_TIMEOUT) -> Iterator[Outcome]:
     """Grade ``todo`` on ``jobs`` workers; yield each student's outcome as it finishes."""
-    pending, busy = list(reversed(todo)), {}
+    pending, busy, retried = list(reversed(todo)), {}, set()
     sel = selectors.DefaultSelector()
 
     def dispatch(worker: Worker | None) -> None:
@@ -304,7 +333,10 @@ def run_pool(root: Path, assignment: str, db_url: str, todo: list[str], jobs: in
                     outcome = Outcome(**json.loads(line))
                     if outcome.status == "graded":
                         journal.record(outcome.student, worker.fingerprint, outcome)
-                    yield outcome
+                    if _retry(outcome, retried):
+                        pending.insert(0, outcome.student)
+                    else:
+                        yield outcome
                     dispatch(worker)
                 else:
                     worker.kill()
@@ -322,6 +354,16 @@ def run_pool(root: Path, assignment: str, db_url: str, todo: list[str], jobs: in
         for worker in busy.values():
             worker.kill()
         sel.close()
+
+
+def _retry(outcome: Outcome, retried: set[str]) -> bool:
+    """Whether to grade a student once more: only after a locked SQLite database, once."""
+    if outcome.status != "failed" or "database is locked" not in outcome.reason:
+        return False
+    if outcome.student in retried:
+        return False
+    retried.add(outcome.student)
+    return True
 
 
 def worker_main(assignment: str, db_url: str) -> int:
@@ -394,12 +436,16 @@ def _captured_log(log: logging.Logger, path: Path):
 
 
 def _reason(records: list[logging.LogRecord]) -> str:
-    """The most telling line of nbgrader's error messages: the last traceback line."""
-    lines = [ln.strip() for r in records for ln in r.getMessage().splitlines() if ln.strip()]
-    tracebacks = [r.getMessage() for r in records if "Traceback" in r.getMessage()]
-    if tracebacks:
-        return tracebacks[-1].strip().splitlines()[-1]
-    return lines[0] if lines else "nbgrader reported an error"
+    """The most telling line of nbgrader's error messages: the last line of a traceback."""
+    def lines(record: logging.LogRecord) -> list[str]:
+        return [ln.strip() for ln in record.getMessage().splitlines()
+                if ln.strip() and not ln.strip().startswith("(Background on this error")]
+
+    tracebacks = [lines(r) for r in records if "Traceback" in r.getMessage()]
+    if tracebacks and tracebacks[-1]:
+        return tracebacks[-1][-1]
+    first = [ln for r in records for ln in lines(r)]
+    return first[0] if first else "nbgrader reported an error"
 
 
 def _score(app, assignment: str, student: str) -> tuple[float | None, float | None]:

@@ -1,0 +1,190 @@
+"""Grading a class: submissions per minute, serial nbgrader against the parallel grader.
+
+In a throw-away course, ``ex04_backward`` is released and ``SUBMISSIONS`` students
+hand it in: the instructor's solution, a blank release and one student per typical
+mistake of ``tests/submissions/ex04_backward/`` (the rest copies of the solution).
+Three runs, each on a fresh copy of that course, each timed from the command's
+start to its end (process start-up included):
+
+1. plain serial: one batched ``nbgrader autograde ex04_backward`` with nbgrader's
+   own preprocessors (the sandbox switched off in the course's config);
+2. sandboxed serial: the same command with ``nbgrader_sandbox.py`` loaded (skipped,
+   with a note, when the repository has no ``nbgrader_sandbox.py``);
+3. parallel: ``python -m bplib.grading autograde ex04_backward --jobs <CPUs>``,
+   sandboxed when 2. ran.
+
+It prints seconds, submissions per minute and ratios: the sandbox's cost per
+submission (2. against 1.) and the parallel speed-up (3. against 2., or 1.). The
+issue's targets: sandboxed parallel at least 90 per minute on 2 cores, and
+sandboxing under 20 % per submission. Figures only: nothing here asserts a time.
+
+Run: ``python -m bench grading_scale`` (or ``python bench/bench_grading_scale.py``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "ex04_backward"
+SUBMISSIONS = 40
+SANDBOX_CONFIG = ROOT / "nbgrader_sandbox.py"
+NO_SANDBOX = "NO SANDBOX"  # what nbgrader_sandbox.py logs where bubblewrap cannot run
+
+# Appended to the course's config for the plain run: nbgrader's own autograde steps.
+PLAIN = """
+# --- bench_grading_scale: plain nbgrader (no sandbox, no integrity checks) ---
+from nbgrader.converters import Autograde as _Autograde
+c.Autograde.autograde_preprocessors = (
+    _Autograde.class_traits()["autograde_preprocessors"].default_value)
+c.OverwriteCells.add_missing_cells = False
+"""
+# Appended for the sandboxed runs when nbgrader_config.py does not load the sandbox yet.
+SANDBOXED = """
+# --- bench_grading_scale: the sandbox ---
+load_subconfig("nbgrader_sandbox.py")  # noqa: F821
+"""
+
+
+def _grade_demo():
+    if "grade_demo" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("grade_demo",
+                                                      ROOT / "tools" / "grade_demo.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["grade_demo"] = module
+        spec.loader.exec_module(module)
+    return sys.modules["grade_demo"]
+
+
+@dataclass
+class Row:
+    """One timed run."""
+
+    label: str
+    seconds: float
+    graded: int
+    note: str = ""
+
+    @property
+    def per_minute(self) -> float:
+        return 60.0 * self.graded / self.seconds
+
+
+def make_template(dest: Path, n: int = SUBMISSIONS) -> tuple[Path, str]:
+    """Release the assignment in a new course at ``dest`` and submit ``n`` students.
+
+    Returns the course root and a description of the mix.
+    """
+    demo = _grade_demo()
+    course = demo.make_course(dest, [ASSIGNMENT])
+    if SANDBOX_CONFIG.exists():
+        shutil.copy(SANDBOX_CONFIG, dest / SANDBOX_CONFIG.name)
+    course.nbgrader("release", "generate_assignment", ASSIGNMENT, "--force")
+    source = nbformat.read(dest / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    release = nbformat.read(dest / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    variants = {e.student: nb for nb, e in demo.corpus.variants(source, release, ASSIGNMENT)
+                if e.student != "never_ending"}
+    mistakes = sorted(s for s in variants if s != "correct")
+    names = mistakes + [f"correct_{i:02d}" for i in range(n - len(mistakes))]
+    for name in names:
+        folder = dest / "submitted" / name / ASSIGNMENT
+        folder.mkdir(parents=True)
+        nbformat.write(variants.get(name, variants["correct"]), folder / f"{ASSIGNMENT}.ipynb")
+        (folder / "timestamp.txt").write_text(demo.corpus.TIMESTAMP)
+    return dest, f"{n - len(mistakes)} correct, {len(mistakes)} blank or with a mistake"
+
+
+def configured_copy(template: Path, dest: Path, sandboxed: bool) -> Path:
+    """A copy of the course whose config runs nbgrader plain or sandboxed."""
+    shutil.copytree(template, dest)
+    config = dest / "nbgrader_config.py"
+    text = config.read_text()
+    if not sandboxed:
+        text += PLAIN
+    elif "nbgrader_sandbox" not in text:
+        text += SANDBOXED
+    config.write_text(text)
+    return dest
+
+
+def _run(argv: list[str], cwd: Path) -> tuple[float, str, int]:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
+                          env=_grade_demo()._env(), timeout=3600)
+    return time.perf_counter() - start, proc.stdout + proc.stderr, proc.returncode
+
+
+def _count_autograded(course: Path) -> int:
+    return len(list((course / "autograded").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")))
+
+
+def serial_run(course: Path, label: str) -> Row:
+    """One batched ``nbgrader autograde`` of the whole class."""
+    seconds, log, code = _run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT],
+                              course)
+    note = "" if code == 0 else f"nbgrader exited {code}"
+    if NO_SANDBOX in log:
+        note = "NO SANDBOX on this machine: limits only"
+    return Row(label, seconds, _count_autograded(course), note)
+
+
+def parallel_run(course: Path, label: str, jobs: int) -> Row:
+    """``python -m bplib.grading autograde`` on ``jobs`` workers."""
+    seconds, log, code = _run([sys.executable, "-m", "bplib.grading", "autograde", ASSIGNMENT,
+                               "--jobs", str(jobs)], course)
+    logs = "".join(p.read_text(errors="replace")
+                   for p in (course / ".grading" / ASSIGNMENT).glob("*.log"))
+    note = "" if code == 0 else f"exit {code}: " + log.strip().splitlines()[-1]
+    if NO_SANDBOX in logs:
+        note = "NO SANDBOX on this machine: limits only"
+    return Row(label, seconds, _count_autograded(course), note)
+
+
+def table(rows: list[Row], reference: Row) -> str:
+    head = f"{'run':<44}{'seconds':>9}{'graded':>8}{'per minute':>12}{'speed-up':>10}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        line = (f"{r.label:<44}{r.seconds:>9.1f}{r.graded:>8}{r.per_minute:>12.1f}"
+                f"{r.per_minute / reference.per_minute:>10.2f}")
+        lines.append(line + (f"   ({r.note})" if r.note else ""))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the three runs and the ratios the issue sets targets for."""
+    jobs = os.cpu_count() or 1
+    sandbox = SANDBOX_CONFIG.exists()
+    with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
+        template, mix = make_template(Path(tmp) / "template")
+        print(f"{ASSIGNMENT}: {SUBMISSIONS} submissions ({mix}); {jobs} CPUs", flush=True)
+        rows = [serial_run(configured_copy(template, Path(tmp) / "plain", False),
+                           "plain nbgrader autograde, serial batch")]
+        if sandbox:
+            rows.append(serial_run(configured_copy(template, Path(tmp) / "sandboxed", True),
+                                   "sandboxed nbgrader autograde, serial batch"))
+        kind = "sandboxed" if sandbox else "plain"
+        rows.append(parallel_run(configured_copy(template, Path(tmp) / "parallel", sandbox),
+                                 f"{kind} bplib.grading --jobs {jobs}", jobs))
+    print(table(rows, rows[0]))
+    if not sandbox:
+        print(f"sandboxed rows skipped: no {SANDBOX_CONFIG.name} in the repository")
+    else:
+        cost = rows[0].per_minute / rows[1].per_minute - 1
+        print(f"sandbox cost per submission: {100 * cost:+.0f} % (target: under 20 %)")
+        print(f"parallel against sandboxed serial: {rows[2].per_minute / rows[1].per_minute:.2f}x")
+    print(f"{kind} parallel: {rows[-1].per_minute:.0f} submissions per minute on {jobs} CPUs "
+          f"(target: at least 90 per minute on 2 cores, sandboxed)")
+
+
+if __name__ == "__main__":
+    main()
