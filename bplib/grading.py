@@ -585,6 +585,10 @@ def main(argv: list[str] | None = None) -> int:
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to grade the students not finished",
+              file=sys.stderr)
+        return 130
     print("\n" + summary_table(summary))
     return 1 if summary.count("failed") else 0
 
