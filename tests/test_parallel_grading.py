@@ -150,6 +150,16 @@ def test_shards_split_the_class_into_disjoint_parts_that_cover_it():
         grading.shard(students, "half")
 
 
+def test_only_a_locked_database_earns_a_student_one_more_try():
+    retried: set[str] = set()
+    locked = grading.Outcome("ana", "failed", reason="OperationalError: database is locked")
+    assert grading._retry(locked, retried)
+    assert not grading._retry(locked, retried), "a second lock is reported, not retried"
+    not_json = grading.Outcome("bob", "failed", reason="NotJSONError: not JSON")
+    assert not grading._retry(not_json, retried)
+    assert not grading._retry(grading.Outcome("eve", "graded"), retried)
+
+
 def test_the_journal_forgets_a_student_who_resubmits(tmp_path):
     folder = submit(tmp_path, "ana", '{"cells": []}')
     autograded = tmp_path / "autograded" / "ana" / ASSIGNMENT
