@@ -233,7 +233,7 @@ def correct_notebook(course: Path):
     source = nbformat.read(course / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     answers = {c.metadata["nbgrader"]["grade_id"]: _strip_markers(c.source)
                for c in _solution_cells(source)}
-    nb = nbformat.read(course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    nb = nbformat.read(course / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     for cell in _solution_cells(nb):
         cell.source = answers[cell.metadata["nbgrader"]["grade_id"]]
     return nb
@@ -329,7 +329,8 @@ def test_hostile_submission_gets_a_grade_and_a_reason(graded, case):
     lost = {g for g, (score, top) in got.items() if score < top}
     assert lost == case.lose, f"{case.description}: lost {lost}, expected {case.lose}"
     assert all(got[g][0] == 0 for g in lost), got
-    where = sorted(case.lose) or [None]
+    # The reason shows in a lost test cell, or in the student's own cell it came from.
+    where = sorted(case.lose) + [g for kind, g, _ in case.edits if kind == "cell"] or [None]
     text = "\n".join(_outputs(course, f"h_{case.name}", g) for g in where)
     assert re.search(case.reason, text), f"{case.name}: {case.reason!r} not in:\n{text[:2000]}"
 
