@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -59,8 +60,9 @@ def bare_seconds(nb: nbformat.NotebookNode, cwd: Path, runs: int = BARE_RUNS) ->
     for _ in range(runs):
         copy = nbformat.from_dict(nb)
         start = time.perf_counter()
-        NotebookClient(copy, timeout=60, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(cwd)}}).execute()
+        client = NotebookClient(copy, timeout=60, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(cwd)}})
+        client.execute(stderr=subprocess.DEVNULL)  # no kernel start-up warnings
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 

@@ -100,6 +100,33 @@ def test_nbgrader_config_registers_the_preprocessor_before_the_html_export():
     assert config.Execute.timeout == TIMEOUT
 
 
+# ------------------------------------------------------------------- the sample builder
+
+
+def test_fill_stubs_puts_each_body_at_its_stubs_indentation():
+    source = 'def f(x):\n    """Doc."""\n    # YOUR CODE HERE\n    raise NotImplementedError()'
+    filled = grade_demo.corpus.fill_stubs(source, ["y = 2 * x\nreturn y"])
+    assert filled == 'def f(x):\n    """Doc."""\n    y = 2 * x\n    return y'
+    with pytest.raises(ValueError, match="1 stub"):
+        grade_demo.corpus.fill_stubs(source, ["a", "b"])
+
+
+def test_solution_regions_are_the_dedented_code_between_the_markers():
+    source = "def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+    assert grade_demo.corpus.solution_regions(source) == ["return 2 * x"]
+
+
+@pytest.mark.skipif("ex04_backward" not in ASSIGNMENTS, reason="needs solutions/ex04_backward")
+def test_a_mistake_is_expected_to_fail_its_own_test_and_those_of_functions_that_call_it():
+    nb = nbformat.read(ROOT / "solutions" / "ex04_backward" / "ex04_backward.ipynb", 4)
+    expect = grade_demo.corpus.expect
+    linear = expect(nb, "ex04_backward", "s", {"linear_backward"}, "")
+    assert linear.failing == {"test_linear_backward", "test_two_layer_net"}
+    tanh = expect(nb, "ex04_backward", "s", {"tanh_backward"}, "")
+    assert tanh.failing == {"test_tanh_backward"}
+    assert tanh.score == tanh.max_score - tanh.points["test_tanh_backward"]
+
+
 # --------------------------------------------------------------------------- grading
 
 
