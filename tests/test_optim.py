@@ -190,10 +190,14 @@ def test_optimiser_updates_the_parameter_arrays_in_place():
 @pytest.fixture(scope="module")
 def jnp():
     jax = pytest.importorskip("jax")
-    jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
-    return jnp
+    # Float64 for this module only: a global switch would leak into the Keras tests
+    # that later run in the same process.
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield jnp
+    jax.config.update("jax_enable_x64", previous)
 
 
 def jax_mlp_loss(jnp, activation, loss):
