@@ -6,19 +6,21 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: setup book test test-fast bench lint grade-demo clean help
+.PHONY: setup book test test-fast bench lint grade grade-demo clean help
 
 help:
 	@echo "make book   - set up .venv (once) and build the book into _build/html"
 	@echo "make test   - set up .venv (once), build the book, run every test"
 	@echo "make bench  - run the benchmarks (prints ratios)"
 	@echo "make grade-demo - the instructor pipeline on sample submissions"
+	@echo "make grade ASSIGNMENT=ex04_backward JOBS=4 - autograde a class in parallel"
 
 # Re-installs only when pyproject.toml changes; a second run installs nothing.
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[course]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bplib course)" >/dev/null
+	$(PY) bplib/sandbox.py install-kernel --sys-prefix >/dev/null
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -35,6 +37,11 @@ test-fast: setup
 
 bench: setup
 	$(PY) -m bench
+
+ASSIGNMENT ?=
+grade: setup
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=ex04_backward [JOBS=4]"; exit 2; }
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bplib.grading autograde $(ASSIGNMENT) --jobs $(JOBS)
 
 grade-demo: setup
 	$(PY) tools/grade_demo.py
