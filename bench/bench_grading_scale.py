@@ -44,9 +44,12 @@ NO_SANDBOX = "NO SANDBOX"  # what nbgrader_sandbox.py logs where bubblewrap cann
 # Appended to the course's config for the plain run: nbgrader's own autograde steps.
 PLAIN = """
 # --- bench_grading_scale: plain nbgrader (no sandbox, no integrity checks) ---
-from nbgrader.converters import Autograde as _Autograde
-c.Autograde.autograde_preprocessors = (
-    _Autograde.class_traits()["autograde_preprocessors"].default_value)
+from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+c.Autograde.autograde_preprocessors = [  # nbgrader 0.9's default list
+    Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades,
+    AssignLatePenalties, CheckCellMetadata]
 c.OverwriteCells.add_missing_cells = False
 """
 # Appended for the sandboxed runs when nbgrader_config.py does not load the sandbox yet.
@@ -124,6 +127,11 @@ def _run(argv: list[str], cwd: Path) -> tuple[float, str, int]:
     return time.perf_counter() - start, proc.stdout + proc.stderr, proc.returncode
 
 
+def _last_error(log: str) -> str:
+    lines = [ln.strip() for ln in log.splitlines() if "Error" in ln or "error" in ln]
+    return lines[-1][:120] if lines else "see its output"
+
+
 def _count_autograded(course: Path) -> int:
     return len(list((course / "autograded").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")))
 
@@ -132,7 +140,7 @@ def serial_run(course: Path, label: str) -> Row:
     """One batched ``nbgrader autograde`` of the whole class."""
     seconds, log, code = _run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT],
                               course)
-    note = "" if code == 0 else f"nbgrader exited {code}"
+    note = "" if code == 0 else f"nbgrader exited {code}: " + _last_error(log)
     if NO_SANDBOX in log:
         note = "NO SANDBOX on this machine: limits only"
     return Row(label, seconds, _count_autograded(course), note)
@@ -144,7 +152,7 @@ def parallel_run(course: Path, label: str, jobs: int) -> Row:
                                "--jobs", str(jobs)], course)
     logs = "".join(p.read_text(errors="replace")
                    for p in (course / ".grading" / ASSIGNMENT).glob("*.log"))
-    note = "" if code == 0 else f"exit {code}: " + log.strip().splitlines()[-1]
+    note = "" if code == 0 else f"exit {code}: " + _last_error(log)
     if NO_SANDBOX in logs:
         note = "NO SANDBOX on this machine: limits only"
     return Row(label, seconds, _count_autograded(course), note)
@@ -154,8 +162,9 @@ def table(rows: list[Row], reference: Row) -> str:
     head = f"{'run':<44}{'seconds':>9}{'graded':>8}{'per minute':>12}{'speed-up':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
+        ratio = r.per_minute / reference.per_minute if reference.graded else float("nan")
         line = (f"{r.label:<44}{r.seconds:>9.1f}{r.graded:>8}{r.per_minute:>12.1f}"
-                f"{r.per_minute / reference.per_minute:>10.2f}")
+                f"{ratio:>10.2f}")
         lines.append(line + (f"   ({r.note})" if r.note else ""))
     return "\n".join(lines)
 
