@@ -292,10 +292,13 @@ class Worker:
         self.proc.wait()
 
     def close(self) -> None:
+        """End of input: the worker finishes its loop and exits."""
         with contextlib.suppress(OSError):
             self.proc.stdin.close()
+
+    def join(self, timeout: float = 30) -> None:
         try:
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
 
@@ -308,54 +311,78 @@ def _lost(worker: Worker, why: str) -> Outcome:
 def run_pool(root: Path, assignment: str, db_url: str, todo: list[str], jobs: int,
              journal: Journal, timeout: float = STUDENT_TIMEOUT) -> Iterator[Outcome]:
     """Grade ``todo`` on ``jobs`` workers; yield each student's outcome as it finishes."""
-    pending, busy, retried = list(reversed(todo)), {}, set()
-    sel = selectors.DefaultSelector()
+    return iter(_Pool(root, assignment, db_url, todo, jobs, journal, timeout))
 
-    def dispatch(worker: Worker | None) -> None:
-        if not pending:
+
+class _Pool:
+    """The workers, the students still to send, and who is grading whom."""
+
+    def __init__(self, root, assignment, db_url, todo, jobs, journal, timeout):
+        self.spawn = lambda: Worker(root, assignment, db_url, journal.folder / "workers.log")
+        self.pending = list(reversed(todo))  # the next student is at the end
+        self.jobs, self.journal, self.timeout = jobs, journal, timeout
+        self.busy: dict = {}  # worker's stdout -> Worker
+        self.idle: list[Worker] = []
+        self.retried: set[str] = set()
+        self.sel = selectors.DefaultSelector()
+
+    def __iter__(self) -> Iterator[Outcome]:
+        try:
+            for _ in range(min(self.jobs, len(self.pending))):
+                self._dispatch(None)
+            while self.busy:
+                for key, _ in self.sel.select(timeout=1.0):
+                    yield from self._answer(self._release(key.fileobj))
+                for stream in [s for s, w in self.busy.items() if self._overdue(w)]:
+                    worker = self._release(stream)
+                    worker.kill()
+                    yield _lost(worker, f"not graded within {self.timeout:g} s; "
+                                        "its worker was killed")
+                    self._dispatch(None)
+        finally:
+            for worker in self.busy.values():
+                worker.kill()
+            for worker in self.idle:
+                worker.join()
+            self.sel.close()
+
+    def _dispatch(self, worker: Worker | None) -> None:
+        """Send the next student to ``worker`` (a new one if None), or let it go."""
+        if not self.pending:
             if worker is not None:
                 worker.close()
+                self.idle.append(worker)
             return
-        worker = worker or Worker(root, assignment, db_url, journal.folder / "workers.log")
-        student = pending.pop()
-        journal.forget(student)
-        worker.send(student, journal.submission(student))
-        busy[worker.proc.stdout] = worker
-        sel.register(worker.proc.stdout, selectors.EVENT_READ)
+        worker = worker or self.spawn()
+        student = self.pending.pop()
+        self.journal.forget(student)
+        worker.send(student, self.journal.submission(student))
+        self.busy[worker.proc.stdout] = worker
+        self.sel.register(worker.proc.stdout, selectors.EVENT_READ)
 
-    try:
-        for _ in range(min(jobs, len(todo))):
-            dispatch(None)
-        while busy:
-            for key, _ in sel.select(timeout=1.0):
-                worker = busy.pop(key.fileobj)
-                sel.unregister(key.fileobj)
-                line = worker.proc.stdout.readline()
-                if line:
-                    outcome = Outcome(**json.loads(line))
-                    if outcome.status == "graded":
-                        journal.record(outcome.student, worker.fingerprint, outcome)
-                    if _retry(outcome, retried):
-                        pending.insert(0, outcome.student)
-                    else:
-                        yield outcome
-                    dispatch(worker)
-                else:
-                    worker.kill()
-                    code = worker.proc.returncode
-                    yield _lost(worker, f"the grading process died (exit status {code})")
-                    dispatch(None)
-            for stream, worker in list(busy.items()):
-                if time.monotonic() - worker.started > timeout:
-                    sel.unregister(stream)
-                    del busy[stream]
-                    worker.kill()
-                    yield _lost(worker, f"not graded within {timeout:g} s; its worker was killed")
-                    dispatch(None)
-    finally:
-        for worker in busy.values():
+    def _release(self, stream) -> Worker:
+        self.sel.unregister(stream)
+        return self.busy.pop(stream)
+
+    def _overdue(self, worker: Worker) -> bool:
+        return time.monotonic() - worker.started > self.timeout
+
+    def _answer(self, worker: Worker) -> Iterator[Outcome]:
+        """Read the worker's answer (or notice its death), record it, send the next."""
+        line = worker.proc.stdout.readline()
+        if not line:
             worker.kill()
-        sel.close()
+            yield _lost(worker, f"the grading process died (exit status {worker.proc.returncode})")
+            self._dispatch(None)
+            return
+        outcome = Outcome(**json.loads(line))
+        if outcome.status == "graded":
+            self.journal.record(outcome.student, worker.fingerprint, outcome)
+        if _retry(outcome, self.retried):
+            self.pending.insert(0, outcome.student)
+        else:
+            yield outcome
+        self._dispatch(worker)
 
 
 def _retry(outcome: Outcome, retried: set[str]) -> bool:
