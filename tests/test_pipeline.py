@@ -26,7 +26,7 @@ grade_demo = importlib.util.module_from_spec(_spec)
 sys.modules["grade_demo"] = grade_demo
 _spec.loader.exec_module(grade_demo)
 
-ASSIGNMENTS = grade_demo.assignments()
+ASSIGNMENTS = grade_demo.sampled_assignments()
 TIMEOUT = 15  # nbgrader_config.py's per-cell timeout
 slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
 needs_notebooks = pytest.mark.skipif(not ASSIGNMENTS, reason="no notebook in solutions/ yet")

@@ -61,6 +61,15 @@ def assignments(root: Path = ROOT) -> list[str]:
                   if p.stem == p.parent.name)
 
 
+def sampled_assignments(root: Path = ROOT) -> list[str]:
+    """Assignments with a folder of mistake snippets in ``tests/submissions/``: the default.
+
+    The others can still be named on the command line (they get the correct, blank and
+    never-ending students only).
+    """
+    return [a for a in assignments(root) if (corpus.HERE / a).is_dir()]
+
+
 @dataclass
 class Course:
     """A throw-away nbgrader course and what happened in it."""
@@ -247,10 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="build the course here and keep it")
     parser.add_argument("--source", type=Path, default=ROOT, help="course root to copy from")
     args = parser.parse_args(argv)
-    names = args.assignments or assignments(args.source)
+    names = args.assignments or sampled_assignments(args.source)
     if not names:
-        print(f"no assignment in {args.source / 'solutions'}", file=sys.stderr)
+        print(f"no assignment with samples in {args.source / 'solutions'}", file=sys.stderr)
         return 1
+    skipped = sorted(set(assignments(args.source)) - set(names))
+    if skipped and not args.assignments:
+        print(f"not graded (no tests/submissions/<assignment>/ folder): {' '.join(skipped)}")
     with tempfile.TemporaryDirectory(prefix="grade-demo-") as tmp:
         where = args.keep or Path(tmp) / "course"
         course = make_course(where, names, args.source)
