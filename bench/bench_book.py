@@ -17,6 +17,7 @@ Run: ``python -m bench book`` (or ``python bench/bench_book.py``).
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,11 @@ def build(book: Path) -> tuple[float, int]:
     start = time.perf_counter()
     result = subprocess.run(command, cwd=book, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    log = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)
+    executed = log.count("Executing notebook using")
+    changed = re.search(r"updating environment: (.*)", log)
+    print(f"   {executed} notebook(s) executed; environment: "
+          f"{changed.group(1).strip() if changed else '?'}")
     if result.returncode != 0:
         tail = "\n".join(result.stdout.splitlines()[-15:] + result.stderr.splitlines()[-5:])
         print(f"   (the build exited {result.returncode}; its timing still counts)\n{tail}")
