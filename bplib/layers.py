@@ -13,7 +13,7 @@ import numpy as np
 from . import functional as F
 from ._validate import as_float_array
 
-__all__ = ["Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax"]
+__all__ = ["Layer", "Linear", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "init_weights"]
 
 _INITS = ("he", "glorot", "normal")
 
