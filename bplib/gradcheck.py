@@ -40,7 +40,7 @@ class Tolerance:
     h: float = 1e-5
 
 
-#: The one tolerance of the course: tests, chapters and the autograder all use it.
+#: The one tolerance of the course, used by the tests, the chapters and the autograder.
 TOLERANCE = Tolerance()
 
 
