@@ -46,3 +46,8 @@ c.ZipCollectApp.extracted_directory = "extracted"
 c.FileNameCollectorPlugin.named_regexp = (
     r"^(?:.*/)?(?P<student_id>[A-Za-z0-9.\-]+)_(?:.*_)?(?P<file_id>ex\d\d_[a-z_]+\.ipynb)$"
 )
+
+# --- Sandboxed, limited, integrity-checked autograding -----------------------
+# bubblewrap kernel, resource limits, CheckIntegrity, missing test cells restored:
+# see nbgrader_sandbox.py and chapters/security.md.
+load_subconfig(os.path.join(HERE, "nbgrader_sandbox.py"))  # noqa: F821 - provided by traitlets

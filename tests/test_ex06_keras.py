@@ -136,6 +136,7 @@ def graded(tmp_path_factory):
 
     course = tmp_path_factory.mktemp("course")
     shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copy(ROOT / "nbgrader_sandbox.py", course)
     shutil.copytree(SOURCE, course / "solutions" / NAME,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     _nbgrader(course, "generate_assignment", NAME, "--force")

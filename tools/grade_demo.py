@@ -94,9 +94,11 @@ class Course:
 
 
 def make_course(dest: Path, names: list[str], source_root: Path = ROOT) -> Course:
-    """Copy ``nbgrader_config.py`` and the named ``solutions/`` folders into ``dest``."""
+    """Copy the configuration (``nbgrader_config.py`` and the sandbox fragment it loads,
+    ``nbgrader_sandbox.py``) and the named ``solutions/`` folders into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source_root / "nbgrader_config.py", dest / "nbgrader_config.py")
+    for config in ("nbgrader_config.py", "nbgrader_sandbox.py"):
+        shutil.copy(source_root / config, dest / config)
     for a in names:
         shutil.copytree(source_root / "solutions" / a, dest / "solutions" / a,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
