@@ -41,7 +41,7 @@ bench: setup
 ASSIGNMENT ?=
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=ex04_backward [JOBS=4]"; exit 2; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bplib.grading autograde $(ASSIGNMENT) --jobs $(JOBS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bplib.grading autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)')
 
 grade-demo: setup
 	$(PY) tools/grade_demo.py
