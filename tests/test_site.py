@@ -118,7 +118,8 @@ def test_the_toc_has_the_fixed_pages_in_order() -> None:
         "01_history", "02_forward", "03_error", "04_gradients", "05_updates", "06_keras",
         "07_applications",
     )]
-    exercises = ["chapters/exercises", "chapters/student_guide", "chapters/instructor_guide"]
+    exercises = ["chapters/exercises", "chapters/student_guide", "chapters/instructor_guide",
+                 "chapters/security", "chapters/scaling"]
     reference = ["chapters/glossary", "chapters/faq", "chapters/api", "chapters/bibliography"]
     assert toc_docnames() == ["intro", *course, *exercises, *reference]
 
