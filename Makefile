@@ -30,7 +30,7 @@ book: setup
 
 test: book
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup --durations=25
 
 test-fast: setup
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup -m "not slow"

@@ -497,14 +497,14 @@ def _errors(course: Path, student: str, name: str) -> dict[str, list[tuple[str, 
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-assignments")
 def test_committed_exercises_are_what_nbgrader_generates_from_solutions(graded_course):
     build, course, _ = graded_course
     assert build.differences(course / "exercises", ROOT / "exercises") == []
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-assignments")
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_every_solution_scores_full_marks(graded_course, name):
     _, course, scores = graded_course
@@ -515,7 +515,7 @@ def test_every_solution_scores_full_marks(graded_course, name):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-assignments")
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_a_blank_release_scores_zero_and_fails_only_with_not_implemented(graded_course, name):
     _, course, scores = graded_course
@@ -526,7 +526,7 @@ def test_a_blank_release_scores_zero_and_fails_only_with_not_implemented(graded_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-assignments")
 def test_one_wrong_function_costs_only_its_own_points_and_says_why(graded_course):
     _, course, scores = graded_course
     grades = scores["partial", "ex04_backward"]

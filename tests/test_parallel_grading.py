@@ -25,7 +25,7 @@ from bplib import grading
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ex05_updates"
-slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-parallel_grading")]
 
 
 def _grade_demo():
@@ -184,7 +184,7 @@ def test_a_gradebook_without_the_assignment_is_refused_with_the_command_to_run(t
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_parallel_autograde_gives_every_student_the_cell_scores_of_serial_nbgrader(
         template, serial_scores, parallel_run):
     root, summary, _ = parallel_run
@@ -198,7 +198,7 @@ def test_parallel_autograde_gives_every_student_the_cell_scores_of_serial_nbgrad
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_a_file_that_is_not_a_notebook_is_reported_failed_with_nbgraders_reason(parallel_run):
     _, summary, lines = parallel_run
     (outcome,) = [o for o in summary.outcomes if o.student == "not_a_notebook"]
@@ -208,7 +208,7 @@ def test_a_file_that_is_not_a_notebook_is_reported_failed_with_nbgraders_reason(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_a_kernel_that_kills_its_grading_process_costs_only_its_own_student(
         parallel_run, serial_scores):
     root, summary, _ = parallel_run
@@ -222,7 +222,7 @@ def test_a_kernel_that_kills_its_grading_process_costs_only_its_own_student(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_the_summary_counts_graded_failed_and_skipped_and_gives_the_rate(parallel_run):
     _, summary, _ = parallel_run
     assert len(summary.outcomes) == 7
@@ -235,7 +235,7 @@ def test_the_summary_counts_graded_failed_and_skipped_and_gives_the_rate(paralle
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_a_second_run_skips_finished_students_and_regrades_only_a_resubmission(
         template, tmp_path_factory):
     root = copy_course(template, tmp_path_factory, "rerun")
@@ -251,7 +251,7 @@ def test_a_second_run_skips_finished_students_and_regrades_only_a_resubmission(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_sigkill_half_way_then_a_rerun_finishes_the_class_with_the_uninterrupted_grades(
         template, serial_scores, tmp_path_factory):
     root = copy_course(template, tmp_path_factory, "killed")

@@ -28,7 +28,7 @@ _spec.loader.exec_module(grade_demo)
 
 ASSIGNMENTS = grade_demo.sampled_assignments()
 TIMEOUT = 15  # nbgrader_config.py's per-cell timeout
-slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-pipeline")]
 needs_notebooks = pytest.mark.skipif(not ASSIGNMENTS, reason="no notebook in solutions/ yet")
 
 
@@ -133,7 +133,7 @@ def test_a_mistake_is_expected_to_fail_its_own_test_and_those_of_functions_that_
 @needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_correct_submission_gets_every_point(course, assignment):
     grades = course.grades[(assignment, "correct")]
     (expected,) = _samples(course, assignment, "correct")
@@ -143,7 +143,7 @@ def test_correct_submission_gets_every_point(course, assignment):
 @needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_blank_submission_scores_zero(course, assignment):
     grades = course.grades[(assignment, "blank")]
     assert grades and sum(grades.values()) == 0, grades
@@ -152,7 +152,7 @@ def test_blank_submission_scores_zero(course, assignment):
 @needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(course, assignment):
     mistakes = _samples(course, assignment, "wrong_")
     assert mistakes, f"no mistake snippet in tests/submissions/{assignment}/"
@@ -167,7 +167,7 @@ def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(cou
 @needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_never_ending_submission_is_stopped_by_the_cell_timeout_and_scores_zero_there(
         course, assignment):
     (e,) = _samples(course, assignment, "never_ending")
@@ -200,7 +200,7 @@ def _seconds(cell) -> float | None:
 @needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_feedback_shows_each_failure_message_and_no_hidden_test_source(course, assignment):
     secret = grade_demo.hidden_lines(course, assignment)
     assert secret, f"{assignment} has no hidden tests to protect"
@@ -219,7 +219,7 @@ def test_feedback_shows_each_failure_message_and_no_hidden_test_source(course, a
 
 @needs_notebooks
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_exported_csv_has_one_row_per_student_and_assignment_with_the_gradebook_scores(course):
     rows = {(r["assignment"], r["student_id"]): r for r in course.rows}
     students = {e.student for e in course.expected}
@@ -241,7 +241,7 @@ def test_exported_csv_has_one_row_per_student_and_assignment_with_the_gradebook_
 
 @needs_notebooks
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_validate_exits_zero_even_when_tests_fail_so_its_output_must_be_read(course):
     a = ASSIGNMENTS[-1]
     outputs = {}
@@ -257,7 +257,7 @@ def test_validate_exits_zero_even_when_tests_fail_so_its_output_must_be_read(cou
 
 @needs_notebooks
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader")
+@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_zip_collect_files_an_lms_download_under_submitted(course):
     a = ASSIGNMENTS[-1]
     archive = course.root / "downloaded" / a / "archive"

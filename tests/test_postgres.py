@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pg  # noqa: E402
 from test_parallel_grading import ASSIGNMENT, released_course  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-postgres")]
 
 
 def _missing() -> str | None:

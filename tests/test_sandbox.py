@@ -33,7 +33,7 @@ CELL_TIMEOUT = 8  # the test course's per-cell timeout (the course uses 15 s)
 
 def slow(fn):
     """Real nbgrader: slow, and in the one xdist group that runs nbgrader."""
-    return pytest.mark.slow(pytest.mark.xdist_group("nbgrader")(fn))
+    return pytest.mark.slow(pytest.mark.xdist_group("nbgrader-sandbox")(fn))
 
 
 def _require_bwrap() -> None:
