@@ -442,7 +442,7 @@ def _break_sigmoid_backward(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return nb
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def graded_course(tmp_path_factory):
     """A temporary course: releases generated, three students submitted, all autograded once."""
     build = _load_build_tool()

@@ -29,7 +29,7 @@ class _QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def site_url(built_site: Path) -> Iterator[str]:
     """``_build/html`` served on 127.0.0.1 at a free port, in a thread, for this module."""
     handler = functools.partial(_QuietHandler, directory=str(built_site))
@@ -44,7 +44,7 @@ def site_url(built_site: Path) -> Iterator[str]:
         thread.join(timeout=5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def browser():
     if not CHROMIUM.is_file():
         message = f"{CHROMIUM} is missing: install it with `apt-get install chromium`"

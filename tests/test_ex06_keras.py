@@ -129,7 +129,7 @@ def fill(release_nb, bodies: dict[str, str]):
     return nb
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def graded(tmp_path_factory):
     """``(course, {student: {test grade_id: (score, max)}})`` after one batched autograde."""
     from nbgrader.api import Gradebook

@@ -92,7 +92,7 @@ def journal_entries(root: Path) -> set[str]:
 # ------------------------------------------------------------------------------ fixtures
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def template(tmp_path_factory):
     """The released course with its five students, not yet graded."""
     course, expected = released_course(tmp_path_factory.mktemp("template") / "course")
@@ -105,7 +105,7 @@ def copy_course(template, tmp_path_factory, name: str) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def serial_scores(template, tmp_path_factory):
     """Per-student, per-cell scores of one batched ``nbgrader autograde`` (the reference)."""
     root = copy_course(template, tmp_path_factory, "serial")
@@ -113,7 +113,7 @@ def serial_scores(template, tmp_path_factory):
     return grading.gradebook_scores(root, ASSIGNMENT)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def parallel_run(template, tmp_path_factory):
     """The parallel grader on two workers, with two hostile students added."""
     root = copy_course(template, tmp_path_factory, "parallel")

@@ -32,7 +32,7 @@ slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-pipeline")]
 needs_notebooks = pytest.mark.skipif(not ASSIGNMENTS, reason="no notebook in solutions/ yet")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def course(tmp_path_factory):
     """Every assignment released, the samples submitted, autograded, fed back, exported."""
     course = grade_demo.make_course(tmp_path_factory.mktemp("course"), ASSIGNMENTS)

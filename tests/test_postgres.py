@@ -34,7 +34,7 @@ def _missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def server():
     why = _missing()
     if why and os.environ.get("CI", "").lower() == "true":
@@ -45,7 +45,7 @@ def server():
         yield running
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def graded(server, tmp_path_factory):
     """A course whose gradebook is PostgreSQL, graded by three workers."""
     course, expected = released_course(tmp_path_factory.mktemp("pg") / "course", server.url)

@@ -295,7 +295,7 @@ def processes_of(course: Path) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def graded(tmp_path_factory):
     """One course, one ``nbgrader autograde`` call: a correct student first and last,
     every hostile case in between."""
