@@ -28,12 +28,14 @@ setup: $(STAMP)
 book: setup
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 
+# --dist loadfile: each test module on one worker, so a module's expensive course fixture is
+# built once (pytest 9.2 broke xdist's loadgroup: pytest-xdist issue #1386).
 test: book
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup --durations=25
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile --durations=25
 
 test-fast: setup
-	$(VENV)/bin/pytest -n $(JOBS) --dist loadgroup -m "not slow"
+	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile -m "not slow"
 
 bench: setup
 	$(PY) -m bench
