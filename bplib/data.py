@@ -82,6 +82,14 @@ def _check_count(n: int, name: str, minimum: int) -> int:
     return int(n)
 
 
+def _two_noisy_classes(X0: np.ndarray, X1: np.ndarray, noise: float, gen):
+    """Points ``X0`` labelled 0 and ``X1`` labelled 1, with Gaussian noise, shuffled."""
+    X = np.concatenate([X0, X1])
+    y = np.repeat(np.array([0, 1], dtype=np.int64), [len(X0), len(X1)])
+    X = X + gen.normal(scale=noise, size=X.shape)
+    return _shuffled(X, y, gen)
+
+
 def make_moons(n: int = 200, noise: float = 0.1, rng=0) -> tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles.
 
@@ -99,13 +107,8 @@ def make_moons(n: int = 200, noise: float = 0.1, rng=0) -> tuple[np.ndarray, np.
     n0 = n // 2
     a0 = np.linspace(0, np.pi, n0)
     a1 = np.linspace(0, np.pi, n - n0)
-    X = np.concatenate([
-        np.column_stack([np.cos(a0), np.sin(a0)]),
-        np.column_stack([1 - np.cos(a1), 0.5 - np.sin(a1)]),
-    ])
-    y = np.repeat(np.array([0, 1], dtype=np.int64), [n0, n - n0])
-    X = X + gen.normal(scale=noise, size=X.shape)
-    return _shuffled(X, y, gen)
+    return _two_noisy_classes(np.column_stack([np.cos(a0), np.sin(a0)]),
+                              np.column_stack([1 - np.cos(a1), 0.5 - np.sin(a1)]), noise, gen)
 
 
 def make_circles(
@@ -126,13 +129,8 @@ def make_circles(
     n0 = n // 2
     a0 = np.linspace(0, 2 * np.pi, n0, endpoint=False)
     a1 = np.linspace(0, 2 * np.pi, n - n0, endpoint=False)
-    X = np.concatenate([
-        np.column_stack([np.cos(a0), np.sin(a0)]),
-        factor * np.column_stack([np.cos(a1), np.sin(a1)]),
-    ])
-    y = np.repeat(np.array([0, 1], dtype=np.int64), [n0, n - n0])
-    X = X + gen.normal(scale=noise, size=X.shape)
-    return _shuffled(X, y, gen)
+    return _two_noisy_classes(np.column_stack([np.cos(a0), np.sin(a0)]),
+                              factor * np.column_stack([np.cos(a1), np.sin(a1)]), noise, gen)
 
 
 def make_spirals(
