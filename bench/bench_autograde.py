@@ -12,12 +12,11 @@ i.e. what nbgrader's bookkeeping (sanitising, overwriting cells, the gradebook,
 process start-up shared by the batch) costs on top of just running the notebook.
 Figures only: nothing here asserts a time.
 
-Run: ``python -m bench autograde`` (or ``python bench/bench_autograde.py [assignment ...]``).
+Run: ``python -m bench autograde [assignment ...]`` from the repository root.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import statistics
 import subprocess
 import sys
@@ -27,17 +26,11 @@ from pathlib import Path
 
 import nbformat
 
+from tools import grade_demo
+
 ROOT = Path(__file__).resolve().parents[1]
 COPIES = 20
 BARE_RUNS = 3
-
-
-def _grade_demo():
-    spec = importlib.util.spec_from_file_location("grade_demo", ROOT / "tools" / "grade_demo.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("grade_demo", module)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _submit_copies(course, assignment: str, corpus, copies: int) -> nbformat.NotebookNode:
@@ -69,11 +62,10 @@ def bare_seconds(nb: nbformat.NotebookNode, cwd: Path, runs: int = BARE_RUNS) ->
 
 def bench_assignment(assignment: str, copies: int = COPIES) -> tuple[float, float]:
     """(autograde seconds per submission in a batch of ``copies``, bare seconds per run)."""
-    demo = _grade_demo()
     with tempfile.TemporaryDirectory(prefix="bench-autograde-") as tmp:
-        course = demo.make_course(Path(tmp) / "course", [assignment])
-        demo.release(course)
-        nb = _submit_copies(course, assignment, demo.corpus, copies)
+        course = grade_demo.make_course(Path(tmp) / "course", [assignment])
+        grade_demo.release(course)
+        nb = _submit_copies(course, assignment, grade_demo.corpus, copies)
         course.nbgrader("autograde", "autograde", assignment, "--force")
         batched = course.seconds["autograde"] / copies
         bare = bare_seconds(nb, course.root / "exercises" / assignment)
@@ -83,7 +75,7 @@ def bench_assignment(assignment: str, copies: int = COPIES) -> tuple[float, floa
 def main(argv: list[str] | None = None) -> None:
     """Print, per assignment, seconds per submission batched vs bare, and their ratio."""
     given = argv if argv is not None else sys.argv[1:]  # `python -m bench autograde`: a filter
-    names = [n for n in given if n.startswith("ex")] or _grade_demo().sampled_assignments()
+    names = [n for n in given if n.startswith("ex")] or grade_demo.sampled_assignments()
     print(f"{'assignment':<18}{'autograde s/sub':>16}{'nbclient s/run':>16}{'ratio':>8}"
           f"   (batch of {COPIES}, median of {BARE_RUNS} bare runs)")
     for a in names:

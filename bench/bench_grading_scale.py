@@ -22,12 +22,11 @@ can reach on idle CPUs. The
 issue's targets: sandboxed parallel at least 90 per minute on 2 cores, and
 sandboxing under 20 % per submission. Figures only: nothing here asserts a time.
 
-Run: ``python -m bench grading_scale`` (or ``python bench/bench_grading_scale.py``).
+Run: ``python -m bench grading_scale`` from the repository root.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import resource
 import shutil
@@ -39,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+
+from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ex04_backward"
@@ -62,16 +63,6 @@ SANDBOXED = """
 # --- bench_grading_scale: the sandbox ---
 load_subconfig("nbgrader_sandbox.py")  # noqa: F821
 """
-
-
-def _grade_demo():
-    if "grade_demo" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("grade_demo",
-                                                      ROOT / "tools" / "grade_demo.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["grade_demo"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["grade_demo"]
 
 
 @dataclass
@@ -98,14 +89,13 @@ def make_template(dest: Path, n: int = SUBMISSIONS) -> tuple[Path, str]:
 
     Returns the course root and a description of the mix.
     """
-    demo = _grade_demo()
-    course = demo.make_course(dest, [ASSIGNMENT])
+    course = grade_demo.make_course(dest, [ASSIGNMENT])
     if SANDBOX_CONFIG.exists():
         shutil.copy(SANDBOX_CONFIG, dest / SANDBOX_CONFIG.name)
     course.nbgrader("release", "generate_assignment", ASSIGNMENT, "--force")
     source = nbformat.read(dest / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     release = nbformat.read(dest / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
-    variants = {e.student: nb for nb, e in demo.corpus.variants(source, release, ASSIGNMENT)
+    variants = {e.student: nb for nb, e in grade_demo.corpus.variants(source, release, ASSIGNMENT)
                 if e.student != "never_ending"}
     mistakes = sorted(s for s in variants if s != "correct")
     names = mistakes + [f"correct_{i:02d}" for i in range(n - len(mistakes))]
@@ -113,7 +103,7 @@ def make_template(dest: Path, n: int = SUBMISSIONS) -> tuple[Path, str]:
         folder = dest / "submitted" / name / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(variants.get(name, variants["correct"]), folder / f"{ASSIGNMENT}.ipynb")
-        (folder / "timestamp.txt").write_text(demo.corpus.TIMESTAMP)
+        (folder / "timestamp.txt").write_text(grade_demo.corpus.TIMESTAMP)
     return dest, f"{n - len(mistakes)} correct, {len(mistakes)} blank or with a mistake"
 
 
@@ -139,7 +129,7 @@ def _run(argv: list[str], cwd: Path) -> tuple[float, float, str, int]:
     """(wall seconds, CPU seconds, output, exit status) of one command."""
     start, cpu = time.perf_counter(), _cpu_of_children()
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
-                          env=_grade_demo()._env(), timeout=3600)
+                          env=grade_demo._env(), timeout=3600)
     return (time.perf_counter() - start, _cpu_of_children() - cpu,
             proc.stdout + proc.stderr, proc.returncode)
 

@@ -13,7 +13,6 @@ submission per assignment.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import os
 import re
 import shutil
@@ -27,6 +26,7 @@ import pytest
 import bplib
 from bplib import optim
 from bplib import testing as T
+from tools import build_exercises
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENTS = {
@@ -39,14 +39,6 @@ ASSIGNMENTS = {
 }
 # Every assignment in solutions/ (ex06_keras has its own tests in test_ex06_keras.py).
 ALL_ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
-
-
-def _load_build_tool():
-    spec = importlib.util.spec_from_file_location("build_exercises",
-                                                  ROOT / "tools" / "build_exercises.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _copy_of(fn):
@@ -445,9 +437,8 @@ def _break_sigmoid_backward(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def graded_course(tmp_path_factory):
     """A temporary course: releases generated, three students submitted, all autograded once."""
-    build = _load_build_tool()
-    course = build.make_course_copy(tmp_path_factory.mktemp("course"))
-    release = build.generate_in(course)
+    course = build_exercises.make_course_copy(tmp_path_factory.mktemp("course"))
+    release = build_exercises.generate_in(course)
     for name in ASSIGNMENTS:
         nb_name = f"{name}.ipynb"
         source = nbformat.read(course / "solutions" / name / nb_name, as_version=4)
@@ -460,11 +451,11 @@ def graded_course(tmp_path_factory):
             folder.mkdir(parents=True)
             nbformat.write(nb, folder / nb_name)
     proc = subprocess.run(
-        [str(build.VENV_BIN / "nbgrader"), "autograde", "ex0*", "--force"],
-        cwd=course, env=build.nbgrader_env(), capture_output=True, text=True, timeout=900,
+        [str(build_exercises.VENV_BIN / "nbgrader"), "autograde", "ex0*", "--force"],
+        cwd=course, env=build_exercises.nbgrader_env(), capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return build, course, _scores(build, course)
+    return course, _scores(build_exercises, course)
 
 
 def _scores(build, course: Path) -> dict:
@@ -472,7 +463,7 @@ def _scores(build, course: Path) -> dict:
     from nbgrader.api import Gradebook
 
     old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = build.nbgrader_env()["PATH"]  # the gradebook runs `alembic`
+    os.environ["PATH"] = build_exercises.nbgrader_env()["PATH"]  # the gradebook runs `alembic`
     try:
         scores = {}
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
@@ -499,15 +490,15 @@ def _errors(course: Path, student: str, name: str) -> dict[str, list[tuple[str, 
 @pytest.mark.slow
 @pytest.mark.xdist_group("nbgrader-assignments")
 def test_committed_exercises_are_what_nbgrader_generates_from_solutions(graded_course):
-    build, course, _ = graded_course
-    assert build.differences(course / "exercises", ROOT / "exercises") == []
+    course, _ = graded_course
+    assert build_exercises.differences(course / "exercises", ROOT / "exercises") == []
 
 
 @pytest.mark.slow
 @pytest.mark.xdist_group("nbgrader-assignments")
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_every_solution_scores_full_marks(graded_course, name):
-    _, course, scores = graded_course
+    course, scores = graded_course
     grades = scores["full", name]
     assert set(grades) == {f"test_{f}" for f in ASSIGNMENTS[name]}
     assert all(score == top > 0 for score, top in grades.values()), grades
@@ -518,7 +509,7 @@ def test_every_solution_scores_full_marks(graded_course, name):
 @pytest.mark.xdist_group("nbgrader-assignments")
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_a_blank_release_scores_zero_and_fails_only_with_not_implemented(graded_course, name):
-    _, course, scores = graded_course
+    course, scores = graded_course
     assert all(score == 0 for score, _ in scores["blank", name].values())
     errors = _errors(course, "blank", name)
     assert {f"test_{f}" for f in ASSIGNMENTS[name]} <= set(errors)
@@ -528,7 +519,7 @@ def test_a_blank_release_scores_zero_and_fails_only_with_not_implemented(graded_
 @pytest.mark.slow
 @pytest.mark.xdist_group("nbgrader-assignments")
 def test_one_wrong_function_costs_only_its_own_points_and_says_why(graded_course):
-    _, course, scores = graded_course
+    course, scores = graded_course
     grades = scores["partial", "ex04_backward"]
     assert grades["test_sigmoid_backward"][0] == 0
     assert all(score == top for gid, (score, top) in grades.items()
@@ -538,13 +529,12 @@ def test_one_wrong_function_costs_only_its_own_points_and_says_why(graded_course
 
 
 def test_build_tool_reports_a_changed_cell(tmp_path):
-    build = _load_build_tool()
     for name in ALL_ASSIGNMENTS:
         shutil.copytree(ROOT / "exercises" / name, tmp_path / name)
-    assert build.differences(ROOT / "exercises", tmp_path) == []
+    assert build_exercises.differences(ROOT / "exercises", tmp_path) == []
     path = tmp_path / "ex03_error" / "ex03_error.ipynb"
     nb = nbformat.read(path, as_version=4)
     nb.cells[0].source += "\nedited by hand"
     nbformat.write(nb, path)
-    assert build.differences(ROOT / "exercises", tmp_path) == [
+    assert build_exercises.differences(ROOT / "exercises", tmp_path) == [
         "ex03_error/ex03_error.ipynb: cell 0 differs in its source"]

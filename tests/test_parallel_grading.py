@@ -9,7 +9,6 @@ grader, with and without hostile extras, and with a SIGKILL half-way.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import signal
@@ -22,20 +21,11 @@ import nbformat
 import pytest
 
 from bplib import grading
+from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ex05_updates"
 slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-parallel_grading")]
-
-
-def _grade_demo():
-    if "grade_demo" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("grade_demo",
-                                                      ROOT / "tools" / "grade_demo.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["grade_demo"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["grade_demo"]
 
 
 def released_course(dest: Path, db_url: str | None = None):
@@ -43,14 +33,13 @@ def released_course(dest: Path, db_url: str | None = None):
 
     Returns the course and ``{student: {grade_id: expected score}}`` from the corpus.
     """
-    demo = _grade_demo()
-    course = demo.make_course(dest, [ASSIGNMENT])
+    course = grade_demo.make_course(dest, [ASSIGNMENT])
     extra = [f"--db={db_url}"] if db_url else []
     course.nbgrader("release", "generate_assignment", ASSIGNMENT, "--force", *extra)
     source = nbformat.read(dest / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     release = nbformat.read(dest / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     expected = {}
-    for nb, e in demo.corpus.variants(source, release, ASSIGNMENT):
+    for nb, e in grade_demo.corpus.variants(source, release, ASSIGNMENT):
         if e.student == "never_ending":
             continue  # its cell timeouts cost half a minute; test_pipeline covers it
         for student in [e.student] + (["correct_again"] if e.student == "correct" else []):
@@ -67,7 +56,7 @@ def submit(root: Path, student: str, nb) -> Path:
         (folder / f"{ASSIGNMENT}.ipynb").write_text(nb)
     else:
         nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-    (folder / "timestamp.txt").write_text(_grade_demo().corpus.TIMESTAMP)
+    (folder / "timestamp.txt").write_text(grade_demo.corpus.TIMESTAMP)
     return folder
 
 
@@ -109,7 +98,7 @@ def copy_course(template, tmp_path_factory, name: str) -> Path:
 def serial_scores(template, tmp_path_factory):
     """Per-student, per-cell scores of one batched ``nbgrader autograde`` (the reference)."""
     root = copy_course(template, tmp_path_factory, "serial")
-    _grade_demo().Course(root, [ASSIGNMENT]).nbgrader("autograde", "autograde", ASSIGNMENT)
+    grade_demo.Course(root, [ASSIGNMENT]).nbgrader("autograde", "autograde", ASSIGNMENT)
     return grading.gradebook_scores(root, ASSIGNMENT)
 
 

@@ -7,10 +7,8 @@ assignment), given feedback and exported; every slow test reads that one course.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
-import sys
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -19,12 +17,9 @@ import nbformat
 import pytest
 
 from bplib.nbgrader_ext import HIDDEN_NOTE, HideHiddenTests, strip_hidden_region
+from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("grade_demo", ROOT / "tools" / "grade_demo.py")
-grade_demo = importlib.util.module_from_spec(_spec)
-sys.modules["grade_demo"] = grade_demo
-_spec.loader.exec_module(grade_demo)
 
 ASSIGNMENTS = grade_demo.sampled_assignments()
 TIMEOUT = 15  # nbgrader_config.py's per-cell timeout
