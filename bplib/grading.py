@@ -68,6 +68,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+# jsonschema (under nbformat) imports rfc3987_syntax if it is installed, for two
+# format checkers ("iri", "iri-reference") that no notebook schema uses; that import
+# builds 35 Earley parsers and costs about 1.5 s of CPU in every process (see
+# python-jsonschema/jsonschema#1428). The grader's processes do without it.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 SQLITE_BUSY_TIMEOUT = 60  # seconds a SQLite writer waits for the lock
 STUDENT_TIMEOUT = 1800  # seconds before a worker stuck on one student is killed
 STATE_DIR = ".grading"
