@@ -14,7 +14,10 @@ How it works
   _worker``) each load nbgrader and the course's config once, then grade the
   students the parent sends them one at a time (a JSON line in, a JSON line out).
   One ``nbgrader`` process per student would pay nbgrader's start-up (about 1.7 s
-  of the 2.6 s a single-student call costs here) for every submission.
+  of the 2.6 s a single-student call costs here) for every submission. The
+  workers start first; the first one also reads the gradebook (its URL, whether
+  the assignment is in it, who is graded) and tells the parent, which never loads
+  nbgrader itself, so the start-ups overlap.
 * **Isolation.** A student whose grading raises (a notebook that is not JSON, a
   kernel that cannot be interrupted) is reported as *failed* with the reason, and
   its worker goes on. A worker that dies (a kernel that kills its parent, the
@@ -275,17 +278,26 @@ def _tools_on_path() -> Iterator[None]:
 
 
 class Worker:
-    """One ``python -m bplib.grading _worker`` process and the student it is grading."""
+    """One ``python -m bplib.grading _worker`` process and the student it is grading.
 
-    def __init__(self, root: Path, assignment: str, db_url: str, log: Path):
-        argv = [sys.executable, "-m", "bplib.grading", "_worker", assignment, "--db-url", db_url]
+    Its first line says it is ready (``{"ready": {...}}``) or why it cannot start
+    (``{"error": "..."}``); each later line is the :class:`Outcome` of one student.
+    """
+
+    def __init__(self, root: Path, assignment: str, db_url: str | None, log: Path,
+                 check: bool = False):
+        argv = [sys.executable, "-m", "bplib.grading", "_worker", assignment]
+        argv += ["--db-url", db_url] if db_url else []
+        argv += ["--check"] if check else []
         with open(log, "ab") as err:
             self.proc = subprocess.Popen(argv, cwd=root, env=_worker_env(), text=True,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=err, bufsize=1)
+        self.check = check
+        self.ready = False
         self.student: str | None = None
         self.fingerprint = ""
-        self.started = 0.0
+        self.started = time.monotonic()
 
     def send(self, student: str, fp: str) -> None:
         self.student, self.fingerprint, self.started = student, fp, time.monotonic()
@@ -314,74 +326,135 @@ def _lost(worker: Worker, why: str) -> Outcome:
                    reason=why)
 
 
-def run_pool(root: Path, assignment: str, db_url: str, todo: list[str], jobs: int,
-             journal: Journal, timeout: float = STUDENT_TIMEOUT) -> Iterator[Outcome]:
-    """Grade ``todo`` on ``jobs`` workers; yield each student's outcome as it finishes."""
-    return iter(_Pool(root, assignment, db_url, todo, jobs, journal, timeout))
+def _log_tail(log: Path, lines: int = 5) -> str:
+    try:
+        tail = log.read_text(errors="replace").strip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return " | ".join(ln.strip() for ln in tail)
 
 
-class _Pool:
-    """The workers, the students still to send, and who is grading whom."""
+@dataclass
+class Settings:
+    """What the first worker found in the course: the gradebook and who is in it."""
 
-    def __init__(self, root, assignment, db_url, todo, jobs, journal, timeout):
-        self.spawn = lambda: Worker(root, assignment, db_url, journal.folder / "workers.log")
-        self.pending = list(reversed(todo))  # the next student is at the end
-        self.jobs, self.journal, self.timeout = jobs, journal, timeout
-        self.busy: dict = {}  # worker's stdout -> Worker
-        self.idle: list[Worker] = []
+    db_url: str
+    course_id: str
+    in_gradebook: set[str]
+
+
+class Pool:
+    """The worker processes, the students still to send, and who is grading whom.
+
+    The workers start at once, each loading nbgrader and the course's config (about
+    a second and a half); the first also checks the gradebook (:meth:`start`).
+    Meanwhile the parent, which never imports nbgrader, reads the journal. Use as a
+    context manager: leaving it kills the workers still busy.
+    """
+
+    def __init__(self, root: Path, assignment: str, log: Path,
+                 timeout: float = STUDENT_TIMEOUT):
+        self.root, self.assignment, self.log, self.timeout = root, assignment, log, timeout
+        self.db_url: str | None = None
+        self.settings: Settings | None = None
+        self.live: dict = {}  # worker's stdout -> Worker, for every worker not closed
+        self.closed: list[Worker] = []
+        self.pending: list[str] | None = None  # None until grade(); the next is at the end
+        self.journal: Journal | None = None
         self.retried: set[str] = set()
         self.sel = selectors.DefaultSelector()
 
-    def __iter__(self) -> Iterator[Outcome]:
-        try:
-            for _ in range(min(self.jobs, len(self.pending))):
-                self._dispatch(None)
-            while self.busy:
-                for key, _ in self.sel.select(timeout=1.0):
-                    yield from self._answer(self._release(key.fileobj))
-                for stream in [s for s, w in self.busy.items() if self._overdue(w)]:
-                    worker = self._release(stream)
-                    worker.kill()
-                    yield _lost(worker, f"not graded within {self.timeout:g} s; "
-                                        "its worker was killed")
-                    self._dispatch(None)
-        finally:
-            for worker in self.busy.values():
-                worker.kill()
-            for worker in self.idle:
-                worker.join()
-            self.sel.close()
+    def __enter__(self) -> Pool:
+        return self
 
-    def _dispatch(self, worker: Worker | None) -> None:
-        """Send the next student to ``worker`` (a new one if None), or let it go."""
-        if not self.pending:
-            if worker is not None:
-                worker.close()
-                self.idle.append(worker)
-            return
-        worker = worker or self.spawn()
-        student = self.pending.pop()
-        self.journal.forget(student)
-        worker.send(student, self.journal.submission(student))
-        self.busy[worker.proc.stdout] = worker
+    def __exit__(self, *exc) -> None:
+        for worker in self.live.values():
+            worker.kill()
+        for worker in self.closed:
+            worker.join()
+        self.sel.close()
+
+    def _spawn(self, check: bool = False) -> None:
+        worker = Worker(self.root, self.assignment, self.db_url, self.log, check)
+        self.live[worker.proc.stdout] = worker
         self.sel.register(worker.proc.stdout, selectors.EVENT_READ)
 
-    def _release(self, stream) -> Worker:
-        self.sel.unregister(stream)
-        return self.busy.pop(stream)
+    def start(self, workers: int, db_url: str | None = None,
+              wait: float = STUDENT_TIMEOUT) -> Settings:
+        """Start ``workers`` processes; return the first one's :class:`Settings`.
+
+        ``db_url`` None means the course's gradebook, as its config says. Raises
+        :class:`GradingError` if the first worker cannot start or finds no assignment.
+        """
+        self.db_url = db_url
+        for i in range(workers):
+            self._spawn(check=i == 0)
+        deadline = time.monotonic() + wait
+        while self.settings is None:
+            if time.monotonic() > deadline:
+                raise GradingError(f"nbgrader did not start within {wait:g} s; see {self.log}")
+            for _ in self._poll():
+                pass  # no student is out before the settings are known
+        return self.settings
+
+    def grade(self, todo: list[str], journal: Journal) -> Iterator[Outcome]:
+        """Grade ``todo``; yield each student's outcome as it finishes."""
+        self.pending, self.journal = list(reversed(todo)), journal
+        for worker in [w for w in self.live.values() if w.ready and w.student is None]:
+            self._dispatch(worker)
+        while self.pending or any(w.student for w in self.live.values()):
+            if not self.live:  # every worker died while starting
+                why = f"no grading worker could start: {_log_tail(self.log)}"
+                while self.pending:
+                    yield Outcome(self.pending.pop(), "failed", reason=why)
+                return
+            yield from self._poll()
+
+    def _poll(self) -> Iterator[Outcome]:
+        for key, _ in self.sel.select(timeout=1.0):
+            yield from self._read(self.live[key.fileobj])
+        for worker in [w for w in self.live.values() if self._overdue(w)]:
+            self._drop(worker)
+            worker.kill()
+            yield _lost(worker, f"not graded within {self.timeout:g} s; its worker was killed")
+            self._spawn()
 
     def _overdue(self, worker: Worker) -> bool:
-        return time.monotonic() - worker.started > self.timeout
+        return worker.student is not None and time.monotonic() - worker.started > self.timeout
 
-    def _answer(self, worker: Worker) -> Iterator[Outcome]:
-        """Read the worker's answer (or notice its death), record it, send the next."""
+    def _drop(self, worker: Worker) -> None:
+        self.sel.unregister(worker.proc.stdout)
+        del self.live[worker.proc.stdout]
+
+    def _read(self, worker: Worker) -> Iterator[Outcome]:
+        """Handle one line of ``worker`` (or its death)."""
         line = worker.proc.stdout.readline()
         if not line:
+            self._drop(worker)
             worker.kill()
-            yield _lost(worker, f"the grading process died (exit status {worker.proc.returncode})")
-            self._dispatch(None)
+            status = worker.proc.returncode
+            if worker.check and self.settings is None:
+                raise GradingError(f"nbgrader could not start (exit status {status}): "
+                                   f"{_log_tail(self.log)}")
+            if worker.student is not None:
+                yield _lost(worker, f"the grading process died (exit status {status})")
+                self._spawn()
+            return  # a worker that dies before it is ready is not replaced
+        message = json.loads(line)
+        if "error" in message:
+            raise GradingError(message["error"])
+        if "ready" in message:
+            worker.ready = True
+            if worker.check:
+                ready = message["ready"]
+                self.db_url = ready["db_url"]
+                self.settings = Settings(ready["db_url"], ready["course_id"],
+                                         set(ready["in_gradebook"]))
+            if self.pending is not None:
+                self._dispatch(worker)
             return
-        outcome = Outcome(**json.loads(line))
+        outcome = Outcome(**message)
+        worker.student = None
         if outcome.status == "graded":
             self.journal.record(outcome.student, worker.fingerprint, outcome)
         if _retry(outcome, self.retried):
@@ -389,6 +462,17 @@ class _Pool:
         else:
             yield outcome
         self._dispatch(worker)
+
+    def _dispatch(self, worker: Worker) -> None:
+        """Send the next student to ``worker``, or let it go."""
+        if not self.pending:
+            self._drop(worker)
+            worker.close()
+            self.closed.append(worker)
+            return
+        student = self.pending.pop()
+        self.journal.forget(student)
+        worker.send(student, self.journal.submission(student))
 
 
 def _retry(outcome: Outcome, retried: set[str]) -> bool:
@@ -401,16 +485,31 @@ def _retry(outcome: Outcome, retried: set[str]) -> bool:
     return True
 
 
-def worker_main(assignment: str, db_url: str) -> int:
+def worker_main(assignment: str, db_url: str | None, check: bool = False) -> int:
     """Grade the students named on stdin, one per line; answer each with a JSON line.
 
-    Runs in the course root. stdout is kept for the answers: anything else that
-    writes to file descriptor 1 goes to stderr.
+    The first line out says the worker is ready: the gradebook's URL (the course's
+    unless ``db_url`` is given; SQLite with a busy timeout), the course, and with
+    ``check`` the students the gradebook holds for ``assignment``; or it says why
+    grading cannot start. Runs in the course root. stdout is kept for the answers:
+    anything else that writes to file descriptor 1 goes to stderr.
     """
     answers = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    app = _nbgrader_app(assignment, db_url)
+    try:
+        app = _nbgrader_app(assignment, db_url)
+        ready = {"db_url": app.coursedir.db_url, "course_id": app.coursedir.course_id,
+                 "in_gradebook": None}
+        if check:
+            ready["in_gradebook"] = sorted(graded_in_gradebook(
+                app.coursedir.db_url, app.coursedir.course_id, assignment))
+    except Exception as exc:  # the parent says why; nothing is graded
+        logging.getLogger(__name__).exception("cannot start grading")
+        message = str(exc) if isinstance(exc, GradingError) else f"{type(exc).__name__}: {exc}"
+        answers.write(json.dumps({"error": message}) + "\n")
+        return 2
+    answers.write(json.dumps({"ready": ready}) + "\n")
     for line in sys.stdin:
         student = line.strip()
         if student:
@@ -419,13 +518,16 @@ def worker_main(assignment: str, db_url: str) -> int:
     return 0
 
 
-def _nbgrader_app(assignment: str, db_url: str):
-    """nbgrader's autograde application, configured as ``nbgrader autograde --force``."""
+def _nbgrader_app(assignment: str, db_url: str | None):
+    """nbgrader's autograde application, configured as ``nbgrader autograde --force``,
+    on ``db_url`` or the course's gradebook, with a busy timeout if it is SQLite."""
     from nbgrader.apps.autogradeapp import AutogradeApp
 
     app = AutogradeApp()
-    app.initialize([assignment, "--force", f"--db={db_url}", "--Autograde.create_student=True"])
+    argv = [assignment, "--force", "--Autograde.create_student=True"]
+    app.initialize(argv + ([f"--db={db_url}"] if db_url else []))
     app.coursedir.assignment_id = assignment
+    app.coursedir.db_url = with_busy_timeout(app.coursedir.db_url)
     return app
 
 
@@ -545,21 +647,22 @@ def grade_class(root: Path, assignment: str, jobs: int = 2, db_url: str | None =
     students = shard(submitted_students(root, assignment), shard_spec)
     if not students:
         raise GradingError(f"no submission in {root / 'submitted'}/*/{assignment}/")
-    default_url, course_id = course_settings(root)
-    db_url = with_busy_timeout(db_url or default_url)
-    in_gradebook = graded_in_gradebook(db_url, course_id, assignment)
-    journal = Journal(root, assignment, db_url)
-    summary = Summary(assignment, jobs)
-    todo = [s for s in students if force or not journal.finished(s, in_gradebook)]
-    for s in sorted(set(students) - set(todo)):
-        summary.outcomes.append(Outcome(s, "skipped", reason="graded by an earlier run"))
-    progress(f"{assignment}: {len(students)} submissions, {len(todo)} to grade, "
-             f"{len(students) - len(todo)} already graded; {jobs} workers; "
-             f"gradebook {redacted(db_url)}")
-    width = max(len(s) for s in students)
-    for outcome in run_pool(root, assignment, db_url, todo, jobs, journal, timeout):
-        summary.outcomes.append(outcome)
-        progress(_progress_line(outcome, len(summary.outcomes), len(students), width))
+    folder = root / STATE_DIR / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    with Pool(root, assignment, folder / "workers.log", timeout) as pool:
+        settings = pool.start(min(jobs, len(students)), db_url)
+        journal = Journal(root, assignment, settings.db_url)
+        summary = Summary(assignment, jobs)
+        todo = [s for s in students if force or not journal.finished(s, settings.in_gradebook)]
+        for s in sorted(set(students) - set(todo)):
+            summary.outcomes.append(Outcome(s, "skipped", reason="graded by an earlier run"))
+        progress(f"{assignment}: {len(students)} submissions, {len(todo)} to grade, "
+                 f"{len(students) - len(todo)} already graded; {jobs} workers; "
+                 f"gradebook {redacted(settings.db_url)}")
+        width = max(len(s) for s in students)
+        for outcome in pool.grade(todo, journal):
+            summary.outcomes.append(outcome)
+            progress(_progress_line(outcome, len(summary.outcomes), len(students), width))
     summary.seconds = time.monotonic() - start
     return summary
 
@@ -606,14 +709,15 @@ def _parser() -> argparse.ArgumentParser:
                       help="seconds per student before its worker is killed")
     worker = sub.add_parser("_worker", help=argparse.SUPPRESS)
     worker.add_argument("assignment")
-    worker.add_argument("--db-url", required=True)
+    worker.add_argument("--db-url")
+    worker.add_argument("--check", action="store_true")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "_worker":
-        return worker_main(args.assignment, args.db_url)
+        return worker_main(args.assignment, args.db_url, args.check)
     try:
         summary = grade_class(args.root, args.assignment, args.jobs, args.db_url, args.force,
                               args.shard, args.timeout, lambda s: print(s, flush=True))

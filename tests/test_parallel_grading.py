@@ -9,6 +9,7 @@ grader, with and without hostile extras, and with a SIGKILL half-way.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -167,6 +168,28 @@ def test_a_gradebook_without_the_assignment_is_refused_with_the_command_to_run(t
     submit(tmp_path, "ana", '{"cells": []}')
     with pytest.raises(grading.GradingError, match=f"nbgrader generate_assignment {ASSIGNMENT}"):
         grading.grade_class(tmp_path, ASSIGNMENT, jobs=1, progress=lambda s: None)
+
+
+def test_a_gradebook_nbgrader_cannot_open_stops_the_run_with_the_reason_and_no_worker_left(
+        tmp_path):
+    submit(tmp_path, "ana", '{"cells": []}')
+    submit(tmp_path, "ben", '{"cells": []}')
+    with pytest.raises(grading.GradingError, match="nosuchdb"):
+        grading.grade_class(tmp_path, ASSIGNMENT, jobs=2, db_url="nosuchdb://nowhere/x",
+                            progress=lambda s: None)
+    assert not _grading_workers_in(tmp_path), "a worker outlived the refused run"
+    assert not journal_entries(tmp_path)
+
+
+def _grading_workers_in(root: Path) -> list[int]:
+    """PIDs of running ``bplib.grading _worker`` processes working in ``root``."""
+    pids = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if (b"bplib.grading\0_worker" in (proc / "cmdline").read_bytes()
+                    and Path(os.readlink(proc / "cwd")) == root.resolve()):
+                pids.append(int(proc.name))
+    return pids
 
 
 # ----------------------------------------------------------------------- the real thing

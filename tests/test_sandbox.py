@@ -198,6 +198,28 @@ def test_kernel_spec_starts_the_launcher_script_with_message_interrupts():
     assert spec["interrupt_mode"] == "message"
 
 
+@slow
+def test_the_grading_kernel_runs_without_debugger_or_history_and_dies_at_the_end(tmp_path):
+    _require_bwrap()
+    folder = tmp_path / "course" / "submitted" / "ana"
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os, sys\nprint(os.getpid())"),
+        nbformat.v4.new_code_cell("print(sys.modules.get('debugpy', 'absent'),"
+                                  " get_ipython().history_manager.enabled)"),
+        nbformat.v4.new_code_cell("print(6 * 7)")])
+    ep = sandbox.SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30)
+    ep.preprocess(nb, {"metadata": {"path": str(folder)}})
+    texts = [c.outputs[0].get("text", c.outputs[0]).strip() for c in nb.cells]
+    assert texts[1:] == ["None False", "42"], texts
+    assert texts[0] == "2", "the kernel is not the only process of its PID namespace"
+    for _ in range(50):  # the inner bubblewrap follows its parent within milliseconds
+        if not processes_of(folder):
+            break
+        time.sleep(0.1)
+    assert not processes_of(folder), "the kernel outlived its notebook"
+
+
 # ------------------------------------------------------------ real nbgrader, batched
 
 
