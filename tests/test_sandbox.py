@@ -199,7 +199,8 @@ def test_kernel_spec_starts_the_launcher_script_with_message_interrupts():
 
 
 @slow
-def test_the_grading_kernel_runs_without_debugger_or_history_and_dies_at_the_end(tmp_path):
+def test_the_grading_kernel_has_no_debugger_no_history_no_cwd_on_its_path_and_dies_at_the_end(
+        tmp_path):
     _require_bwrap()
     folder = tmp_path / "course" / "submitted" / "ana"
     folder.mkdir(parents=True)
@@ -207,11 +208,12 @@ def test_the_grading_kernel_runs_without_debugger_or_history_and_dies_at_the_end
         nbformat.v4.new_code_cell("import os, sys\nprint(os.getpid())"),
         nbformat.v4.new_code_cell("print(sys.modules.get('debugpy', 'absent'),"
                                   " get_ipython().history_manager.enabled)"),
-        nbformat.v4.new_code_cell("print(6 * 7)")])
+        nbformat.v4.new_code_cell("import numpy\nprint('site-packages' in numpy.__file__)")])
+    (folder / "numpy.py").write_text("raise SystemExit('a submitted numpy.py was imported')\n")
     ep = sandbox.SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30)
     ep.preprocess(nb, {"metadata": {"path": str(folder)}})
     texts = [c.outputs[0].get("text", c.outputs[0]).strip() for c in nb.cells]
-    assert texts[1:] == ["None False", "42"], texts
+    assert texts[1:] == ["None False", "True"], texts
     assert texts[0] == "2", "the kernel is not the only process of its PID namespace"
     for _ in range(50):  # the inner bubblewrap follows its parent within milliseconds
         if not processes_of(folder):
