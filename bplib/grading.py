@@ -347,9 +347,9 @@ class Pool:
     """The worker processes, the students still to send, and who is grading whom.
 
     The workers start at once, each loading nbgrader and the course's config (about
-    a second and a half); the first also checks the gradebook (:meth:`start`).
-    Meanwhile the parent, which never imports nbgrader, reads the journal. Use as a
-    context manager: leaving it kills the workers still busy.
+    a second and a half); the first also reads the gradebook for the parent, which
+    never imports nbgrader (:meth:`start`). Use as a context manager: leaving it
+    kills the workers still running.
     """
 
     def __init__(self, root: Path, assignment: str, log: Path,
