@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[course]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bplib course)" >/dev/null
-	$(PY) bplib/sandbox.py install-kernel --sys-prefix >/dev/null
+	$(PY) -m bpgrade install-kernel --sys-prefix >/dev/null
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -43,10 +43,10 @@ bench: setup
 ASSIGNMENT ?=
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=ex04_backward [JOBS=4]"; exit 2; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bplib.grading autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)')
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bpgrade autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)')
 
 grade-demo: setup
-	$(PY) tools/grade_demo.py
+	$(PY) -m tools.grade_demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -15,6 +15,11 @@ c.CourseDirectory.root = HERE
 c.CourseDirectory.course_id = "backprop"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
+# Each exercise is written as text, solutions/exNN_name/exNN_name.md, and built into the
+# .ipynb beside it (`make exercises`); the text source holds the solutions and hidden
+# tests, so it is never copied into a release (nor into submitted/ or feedback/).
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                            "ex[0-9][0-9]_*.md"]
 
 # An infinite loop in a student's cell costs seconds, not minutes.
 c.ExecutePreprocessor.timeout = 15
@@ -24,7 +29,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # --- Feedback: each failure's message, never the hidden tests' source --------
 # nbgrader writes the hidden tests back into autograded notebooks and its default
-# feedback renders them (upstream #917, #1363). HideHiddenTests (bplib/nbgrader_ext.py)
+# feedback renders them (upstream #917, #1363). HideHiddenTests (bpgrade/nbgrader_plugins.py)
 # removes them, and cuts the tracebacks of those cells to "ename: evalue", after the
 # grades are read and before the HTML export. The list replaces nbgrader 0.9's default
 # [GetGrades, CSSHTMLHeaderPreprocessor], so `nbgrader generate_feedback` and the
@@ -32,7 +37,7 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
 from nbgrader.preprocessors import GetGrades  # noqa: E402
 
-from bplib.nbgrader_ext import HideHiddenTests  # noqa: E402
+from bpgrade.nbgrader_plugins import HideHiddenTests  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 

@@ -3,14 +3,15 @@
 Loaded by ``nbgrader_config.py`` (``load_subconfig``), so that plain
 ``nbgrader autograde <assignment>`` in the course root gets every protection:
 
-* each notebook runs in the ``bplib-sandbox`` kernel (``make setup`` installs it;
-  ``python bplib/sandbox.py install-kernel --sys-prefix`` does it by hand): bubblewrap
+* each notebook runs in the ``bpgrade-sandbox`` kernel (``make setup`` installs it;
+  ``python -m bpgrade install-kernel --sys-prefix`` does it by hand): bubblewrap
   with a read-only system, no network, a private ``/tmp`` and process tree, and of
   the course root only the submission's own folder;
 * limits per kernel: memory, CPU time, file size; per cell: output size; per
   notebook: wall time; a kernel that dies gets a grade and a reason, not a crash;
 * before execution, CheckIntegrity refuses student cells that rebind module
-  attributes or use bplib's reference of a function the student must write;
+  attributes or use bplib's reference of a function the student must write
+  (what the exercise asks for is read from its source notebook in ``solutions/``);
 * deleted test cells are put back from the instructor's copy.
 
 Without bubblewrap (or user namespaces) autograde logs
@@ -29,7 +30,7 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from bplib.sandbox import CheckIntegrity, SandboxedExecute
+from bpgrade.nbgrader_plugins import CheckIntegrity, SandboxedExecute
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 

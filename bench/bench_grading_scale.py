@@ -13,7 +13,7 @@ start to its end (process start-up included):
    ``nbgrader_sandbox.py`` loaded (its kernel, limits and integrity checks) but
    ``BPLIB_SANDBOX_OFF=1``, so that the kernel starts without bubblewrap;
 3. sandboxed serial: the same command, bubblewrap on;
-4. sandboxed parallel: ``python -m bplib.grading autograde ex04_backward --jobs <CPUs>``.
+4. sandboxed parallel: ``python -m bpgrade autograde ex04_backward --jobs <CPUs>``.
 
 Runs 2 and 3 differ only in bubblewrap, which costs little, so each is run
 twice, alternating, and the faster of the two is shown. Runs 2-4 are skipped,
@@ -42,7 +42,8 @@ from pathlib import Path
 
 import nbformat
 
-from bplib.sandbox import ENV_OFF
+from bpgrade.course import tools_env
+from bpgrade.kernel import ENV_OFF
 from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,7 +143,7 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str] | None = None
     """(wall seconds, busy CPU seconds of the machine, output, exit status) of one command."""
     start, cpu = time.perf_counter(), busy_cpu_seconds()
     proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True,
-                          env={**grade_demo._env(), **(env or {})}, timeout=3600)
+                          env={**tools_env(), **(env or {})}, timeout=3600)
     return (time.perf_counter() - start, busy_cpu_seconds() - cpu,
             proc.stdout + proc.stderr, proc.returncode)
 
@@ -168,8 +169,8 @@ def serial_run(course: Path, label: str, bubblewrap: bool = True) -> Row:
 
 
 def parallel_run(course: Path, label: str, jobs: int) -> Row:
-    """``python -m bplib.grading autograde`` on ``jobs`` workers."""
-    seconds, cpu, log, code = _run([sys.executable, "-m", "bplib.grading", "autograde",
+    """``python -m bpgrade autograde`` on ``jobs`` workers."""
+    seconds, cpu, log, code = _run([sys.executable, "-m", "bpgrade", "autograde",
                                     ASSIGNMENT, "--jobs", str(jobs)], course)
     logs = "".join(p.read_text(errors="replace")
                    for p in (course / ".grading" / ASSIGNMENT).glob("*.log"))
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
                      min(runs[True], key=lambda r: r.seconds)]
         kind = "sandboxed" if sandbox else "plain"
         rows.append(parallel_run(course("parallel", sandbox),
-                                 f"{kind} bplib.grading --jobs {jobs}", jobs))
+                                 f"{kind} bpgrade --jobs {jobs}", jobs))
     print(table(rows, rows[0]))
     if not sandbox:
         print(f"sandboxed rows skipped: no {SANDBOX_CONFIG.name} in the repository")

@@ -107,7 +107,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "functional", "gradcheck", "optim", "layers", "model", "train", "prehistory",
-    "data", "plots", "testing",
+    "data", "plots",
 }
 
 

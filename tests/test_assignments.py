@@ -1,6 +1,6 @@
 """The exercises and the grader's checks.
 
-Fast tests: the checks of :mod:`bplib.testing` accept the reference functions and
+Fast tests: the checks of :mod:`bpgrade.checks` accept the reference functions and
 reject planted mistakes with the intended words; the notebooks keep the exercise
 contract (names, one function per solution cell, no solution text in a release).
 
@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 import bplib
+from bpgrade import checks as T
 from bplib import optim
-from bplib import testing as T
 from tools import build_exercises
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -413,7 +413,7 @@ def test_a_release_never_imports_the_functions_the_student_writes(name):
             continue
         for node in ast.walk(ast.parse(cell.source)):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bplib"):
-                if node.module == "bplib.testing":
+                if node.module == "bpgrade.checks":
                     continue
                 imported = {a.name for a in node.names}
                 assert not imported & set(ASSIGNMENTS[name]), (

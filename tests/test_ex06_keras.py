@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+
+from bpgrade.course import make_course, run_nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "ex06_keras"
@@ -94,10 +94,7 @@ def test_the_shipped_pretrained_network_is_part_one_trained_on_digits_0_to_4():
 
 
 def _nbgrader(course: Path, *args: str) -> str:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{proc.stderr[-3000:]}"
+    proc = run_nbgrader(course, *args, timeout=600)
     return proc.stdout + proc.stderr
 
 
@@ -134,11 +131,7 @@ def graded(tmp_path_factory):
     """``(course, {student: {test grade_id: (score, max)}})`` after one batched autograde."""
     from nbgrader.api import Gradebook
 
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copy(ROOT / "nbgrader_sandbox.py", course)
-    shutil.copytree(SOURCE, course / "solutions" / NAME,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    course = make_course(tmp_path_factory.mktemp("course"), [NAME], ROOT).root
     _nbgrader(course, "generate_assignment", NAME, "--force")
     release = nbformat.read(course / "exercises" / NAME / f"{NAME}.ipynb", as_version=4)
     correct = solution_regions(nbformat.read(SOURCE / f"{NAME}.ipynb", as_version=4))

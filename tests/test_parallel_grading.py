@@ -1,4 +1,4 @@
-"""Parallel, crash-safe autograding (``python -m bplib.grading``) against serial nbgrader.
+"""Parallel, crash-safe autograding (``python -m bpgrade``) against serial nbgrader.
 
 One throw-away course (``ex05_updates``, released with the real nbgrader) holds
 five well-formed students built from the release by ``tests/submissions/build.py``
@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bplib import grading
+from bpgrade import pool as grading
 from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ def hostile_notebook(root: Path, code: str):
 
 
 def run_cli(root: Path, *args: str, **popen) -> subprocess.Popen:
-    argv = [sys.executable, "-m", "bplib.grading", "autograde", ASSIGNMENT, *args]
+    argv = [sys.executable, "-m", "bpgrade", "autograde", ASSIGNMENT, *args]
     return subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **popen)
 
@@ -182,11 +182,11 @@ def test_a_gradebook_nbgrader_cannot_open_stops_the_run_with_the_reason_and_no_w
 
 
 def _grading_workers_in(root: Path) -> list[int]:
-    """PIDs of running ``bplib.grading _worker`` processes working in ``root``."""
+    """PIDs of running ``bpgrade _worker`` processes working in ``root``."""
     pids = []
     for proc in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
-            if (b"bplib.grading\0_worker" in (proc / "cmdline").read_bytes()
+            if (b"bpgrade\0_worker" in (proc / "cmdline").read_bytes()
                     and Path(os.readlink(proc / "cwd")) == root.resolve()):
                 pids.append(int(proc.name))
     return pids

@@ -16,7 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bplib.nbgrader_ext import HIDDEN_NOTE, HideHiddenTests, strip_hidden_region
+from bpgrade.course import tools_env
+from bpgrade.nbgrader_plugins import HIDDEN_NOTE, HideHiddenTests, strip_hidden_region
 from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,7 +244,7 @@ def test_validate_exits_zero_even_when_tests_fail_so_its_output_must_be_read(cou
     for student in ("blank", "correct"):
         nb = course.root / "submitted" / student / a / f"{a}.ipynb"
         proc = subprocess.run([*grade_demo.NBGRADER, "validate", str(nb)], cwd=course.root,
-                              capture_output=True, text=True, env=grade_demo._env(), timeout=300)
+                              capture_output=True, text=True, env=tools_env(), timeout=300)
         assert proc.returncode == 0, proc.stderr
         outputs[student] = proc.stdout
     assert "VALIDATION FAILED ON" in outputs["blank"]

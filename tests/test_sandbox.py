@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,7 +20,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bplib import sandbox
+from bpgrade import integrity, kernel
+from bpgrade.course import make_course as _make_course
+from bpgrade.course import run_nbgrader, tools_env
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE = Path(__file__).resolve().parent / "hostile"
@@ -37,7 +36,7 @@ def slow(fn):
 
 
 def _require_bwrap() -> None:
-    problem = sandbox.bwrap_problem()
+    problem = kernel.bwrap_problem()
     if problem is None:
         return
     if os.environ.get("CI") == "true":
@@ -102,23 +101,21 @@ def _solution_cells(nb) -> list:
                          ids=lambda p: p.stem)
 def test_no_instructor_solution_is_refused_by_the_integrity_check(path):
     nb = nbformat.read(path, as_version=4)
-    trees = [sandbox.parse_cell(c.source) for c in nb.cells if c.cell_type == "code"]
-    imports = {k: v for t in trees if t for k, v in sandbox.imported_names(t).items()}
-    functions = set().union(*(sandbox.defined_functions(sandbox.parse_cell(c.source))
-                              for c in _solution_cells(nb)))
+    trees = [integrity.parse_cell(c.source) for c in nb.cells if c.cell_type == "code"]
+    imports = {k: v for t in trees if t for k, v in integrity.imported_names(t).items()}
+    forbidden = integrity.forbidden_names(_solution_cells(nb))
     for cell in _solution_cells(nb):
-        found = sandbox.find_violations(cell.source, sandbox.forbidden_names(functions),
-                                        imports)
+        found = integrity.find_violations(cell.source, forbidden, imports)
         assert found == [], f"{path.stem}: {found}"
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "IntegrityError" in c.reason],
                          ids=lambda c: c.name)
 def test_each_tampering_snippet_is_found_by_the_static_check(case):
-    forbidden = sandbox.forbidden_names({"linear_backward", "relu_backward",
-                                         "sigmoid_backward", "tanh_backward", "two_layer_net"})
+    source = nbformat.read(ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    forbidden = integrity.forbidden_names(_solution_cells(source))
     for _, _, code in case.edits:
-        found = sandbox.find_violations(code, forbidden, {"np": "numpy"})
+        found = integrity.find_violations(code, forbidden, {"np": "numpy"})
         assert found, f"{case.name}: nothing found"
         assert re.search(case.reason.split("IntegrityError: ")[-1], str(found[0]) + " ".join(
             map(str, found))), found
@@ -126,9 +123,9 @@ def test_each_tampering_snippet_is_found_by_the_static_check(case):
 
 @pytest.mark.parametrize("code, words", [
     ("import numpy\nn = numpy\nn.allclose = lambda *a: True", "rebinds n.allclose"),
-    ("import sys\nsys.modules['bplib.testing'] = None", "rebinds sys.modules"),
+    ("import sys\nsys.modules['bpgrade.checks'] = None", "rebinds sys.modules"),
     ("import builtins\nbuiltins.len = lambda x: 0", "rebinds builtins.len"),
-    ("from bplib import testing\ntesting.check_backward = print", "bplib.testing"),
+    ("from bpgrade import checks\nchecks.check_backward = print", "imports bpgrade"),
     ("import numpy as np\nvars(np)['allclose'] = 1", "vars()"),
     ("import bplib\nf = getattr(bplib, 'linear_' + 'backward')", "computed name"),
     ("import bplib\nf = getattr(bplib, 'linear_backward')", "bplib.linear_backward"),
@@ -136,7 +133,7 @@ def test_each_tampering_snippet_is_found_by_the_static_check(case):
     ("exec('import numpy; numpy.allclose = None')", "exec()"),
 ])
 def test_tampering_the_checker_could_rely_on_is_named(code, words):
-    found = sandbox.find_violations(code, {"linear_backward"})
+    found = integrity.find_violations(code, {"linear_backward"})
     assert any(words in str(v) for v in found), found
 
 
@@ -150,30 +147,31 @@ def test_tampering_the_checker_could_rely_on_is_named(code, words):
     "def linear_backward(dout, cache)\n    return 1",  # a syntax error: running it says so
 ])
 def test_ordinary_student_code_is_not_refused(code):
-    assert sandbox.find_violations(code, {"linear_backward", "relu_backward"}) == []
+    assert integrity.find_violations(code, {"linear_backward", "relu_backward"}) == []
 
 
 def test_a_refused_cell_keeps_its_code_as_comments_and_its_functions_raise_the_reason():
     source = "import numpy as np\nnp.allclose = max\ndef f(x):\n    return x"
-    found = sandbox.find_violations(source, set())
+    found = integrity.find_violations(source, set())
     namespace: dict = {}
     with pytest.raises(Exception, match="rebinds np.allclose") as raised:
-        exec(sandbox.replacement_source(source, found, {"f"}), namespace)  # noqa: S102
+        exec(integrity.replacement_source(source, found, {"f"}), namespace)  # noqa: S102
     assert type(raised.value).__name__ == "IntegrityError"
     with pytest.raises(Exception, match="did not run the cell that defines f"):
         namespace["f"](1)
-    assert "#     np.allclose = max" in sandbox.replacement_source(source, found, {"f"})
+    assert "#     np.allclose = max" in integrity.replacement_source(source, found, {"f"})
 
 
 # ------------------------------------------------------------------- the bwrap command
 
 
-def test_bwrap_command_hides_the_course_then_binds_back_the_venv_bplib_and_submission(
+def test_bwrap_command_hides_the_course_then_binds_back_the_venv_packages_and_submission(
         tmp_path):
     course, work = tmp_path / "course", tmp_path / "course" / "autograded" / "s" / "a"
-    cmd = sandbox.bwrap_command(["python"], workdir=work, runtime_dir=tmp_path / "rt",
+    cmd = kernel.bwrap_command(["python"], workdir=work, runtime_dir=tmp_path / "rt",
                                 course_root=course, prefix=Path("/opt/venv"),
-                                package_dir=ROOT / "bplib", env={"PATH": "/usr/bin"})
+                                packages=[ROOT / "bpgrade", ROOT / "bplib"],
+                                env={"PATH": "/usr/bin"})
     pairs = [(cmd[i], cmd[i + 1]) for i in range(len(cmd) - 1)]
     # The project bplib is installed from is hidden: by its own tmpfs, or by the private
     # /tmp when the checkout lives under it (as a CI clone may).
@@ -181,20 +179,21 @@ def test_bwrap_command_hides_the_course_then_binds_back_the_venv_bplib_and_submi
     hidden_by = str(tmp) if ROOT.resolve().is_relative_to(tmp) else str(ROOT.resolve())
     assert ("--tmpfs", hidden_by) in pairs
     first_tmpfs = cmd.index("--tmpfs")
-    for path in ("/opt/venv", str(ROOT / "bplib"), str(work)):
+    for path in ("/opt/venv", str(ROOT / "bplib"), str(ROOT / "bpgrade"), str(work)):
         assert cmd.index(path) > first_tmpfs
     assert ("--bind", str(tmp_path / "rt")) in pairs and ("--ro-bind", str(work)) in pairs
     assert {"--unshare-net", "--unshare-pid", "--die-with-parent", "--clearenv"} <= set(cmd)
 
 
 def test_limits_round_trip_through_the_environment():
-    limits = sandbox.Limits(memory=123, cpu=4, file_size=5)
-    assert sandbox.Limits.from_env(limits.as_env()) == limits
+    limits = kernel.Limits(memory=123, cpu=4, file_size=5)
+    assert kernel.Limits.from_env(limits.as_env()) == limits
 
 
-def test_kernel_spec_starts_the_launcher_script_with_message_interrupts():
-    spec = sandbox.kernel_spec()
-    assert spec["argv"][1].endswith("bplib/sandbox.py") and "{connection_file}" in spec["argv"]
+def test_kernel_spec_starts_the_launcher_with_the_cwd_off_the_path_and_message_interrupts():
+    spec = kernel.kernel_spec()
+    assert spec["argv"][1:5] == ["-P", "-m", "bpgrade", "kernel"], spec["argv"]
+    assert "{connection_file}" in spec["argv"]
     assert spec["interrupt_mode"] == "message"
 
 
@@ -210,7 +209,9 @@ def test_the_grading_kernel_has_no_debugger_no_history_no_cwd_on_its_path_and_di
                                   " get_ipython().history_manager.enabled)"),
         nbformat.v4.new_code_cell("import numpy\nprint('site-packages' in numpy.__file__)")])
     (folder / "numpy.py").write_text("raise SystemExit('a submitted numpy.py was imported')\n")
-    ep = sandbox.SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30)
+    from bpgrade.nbgrader_plugins import SandboxedExecute
+
+    ep = SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30)
     ep.preprocess(nb, {"metadata": {"path": str(folder)}})
     texts = [c.outputs[0].get("text", c.outputs[0]).strip() for c in nb.cells]
     assert texts[1:] == ["None False", "True"], texts
@@ -225,29 +226,14 @@ def test_the_grading_kernel_has_no_debugger_no_history_no_cwd_on_its_path_and_di
 # ------------------------------------------------------------ real nbgrader, batched
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
 def _nbgrader(root: Path, *args: str, env: dict | None = None) -> str:
-    proc = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=root,
-                          capture_output=True, text=True, env=env or _env(), check=False)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_nbgrader(root, *args, env=env)
     return proc.stdout + proc.stderr
 
 
 def make_course(dest: Path) -> Path:
-    """A course with ``solutions/ex04_backward``, the real config plus the sandbox line."""
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ROOT / "solutions" / ASSIGNMENT, dest / "solutions" / ASSIGNMENT)
-    shutil.copy(ROOT / "nbgrader_sandbox.py", dest / "nbgrader_sandbox.py")
-    config = (ROOT / "nbgrader_config.py").read_text()
-    if "nbgrader_sandbox.py" not in config:
-        config += '\nload_subconfig(os.path.join(HERE, "nbgrader_sandbox.py"))\n'
-    config += f"\nc.Execute.timeout = {CELL_TIMEOUT}\n"
-    (dest / "nbgrader_config.py").write_text(config)
+    """A course with ``solutions/ex04_backward``, the real config, a short cell timeout."""
+    _make_course(dest, [ASSIGNMENT], ROOT, extra_config=f"c.Execute.timeout = {CELL_TIMEOUT}")
     _nbgrader(dest, "generate_assignment", ASSIGNMENT, "--force")
     return dest
 
@@ -418,7 +404,7 @@ def test_refused_cells_show_the_students_code_and_the_reason_in_the_autograded_n
 def test_without_bubblewrap_autograde_warns_loudly_and_still_grades(tmp_path):
     course = make_course(tmp_path / "course")
     submit(course, "correct", correct_notebook(course))
-    env = {**_env(), sandbox.ENV_OFF: "1"}
+    env = {**tools_env(), kernel.ENV_OFF: "1"}
     log = _nbgrader(course, "autograde", ASSIGNMENT, "--force", env=env)
     assert "WARNING: NO SANDBOX for student code" in log
     got = grades(course)["correct"]

@@ -5,7 +5,7 @@ and ``solutions/``) it runs what an instructor runs:
 
 1. ``nbgrader generate_assignment`` for every assignment (the release, ``exercises/``);
 2. fills ``submitted/`` with the sample students built from that release by
-   ``tests/submissions/build.py`` (correct, blank, one per typical mistake, never-ending);
+   ``tools/samples`` (correct, blank, one per typical mistake, never-ending);
 3. ``nbgrader autograde <assignment>``, one batched call per assignment;
 4. ``nbgrader generate_feedback <assignment>``;
 5. ``nbgrader export`` (``grades.csv``),
@@ -14,7 +14,7 @@ then prints the scores per student and assignment, compares every test cell's
 grade with what the sample was built to score, and checks that no feedback file
 shows hidden-test source. It exits 1 if anything disagrees.
 
-Usage: ``python tools/grade_demo.py [--keep DIR] [assignment ...]``
+Usage: ``python -m tools.grade_demo [--keep DIR] [assignment ...]`` (in the course root)
 """
 
 from __future__ import annotations
@@ -22,37 +22,18 @@ from __future__ import annotations
 import argparse
 import csv
 import html
-import importlib.util
-import os
 import re
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from bpgrade.course import Course
+from bpgrade.course import make_course as _make_course
+from tools import samples as corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 NBGRADER = [sys.executable, "-m", "nbgrader"]
-
-
-def _env() -> dict[str, str]:
-    """The environment with this Python's ``bin/`` first: nbgrader runs ``alembic`` from PATH."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _load("submissions_build", ROOT / "tests" / "submissions" / "build.py")
 
 
 def assignments(root: Path = ROOT) -> list[str]:
@@ -62,7 +43,7 @@ def assignments(root: Path = ROOT) -> list[str]:
 
 
 def sampled_assignments(root: Path = ROOT) -> list[str]:
-    """Assignments with a folder of mistake snippets in ``tests/submissions/``: the default.
+    """Assignments with a folder of mistake snippets in ``tools/samples/``: the default.
 
     The others can still be named on the command line (they get the correct, blank and
     never-ending students only).
@@ -70,39 +51,9 @@ def sampled_assignments(root: Path = ROOT) -> list[str]:
     return [a for a in assignments(root) if (corpus.HERE / a).is_dir()]
 
 
-@dataclass
-class Course:
-    """A throw-away nbgrader course and what happened in it."""
-
-    root: Path
-    assignments: list[str]
-    expected: list = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)  # step -> wall time
-    logs: dict[str, str] = field(default_factory=dict)  # step -> nbgrader's output
-
-    def nbgrader(self, step: str, *args: str) -> str:
-        """Run one nbgrader command in the course; return its output; raise if it fails."""
-        start = time.perf_counter()
-        proc = subprocess.run([*NBGRADER, *args], cwd=self.root, capture_output=True,
-                              text=True, check=False, env=_env())
-        self.seconds[step] = time.perf_counter() - start
-        self.logs[step] = proc.stdout + proc.stderr
-        if proc.returncode != 0:
-            raise RuntimeError(f"nbgrader {' '.join(args)} exited {proc.returncode}:\n"
-                               + self.logs[step][-4000:])
-        return self.logs[step]
-
-
 def make_course(dest: Path, names: list[str], source_root: Path = ROOT) -> Course:
-    """Copy the configuration (``nbgrader_config.py`` and the sandbox fragment it loads,
-    ``nbgrader_sandbox.py``) and the named ``solutions/`` folders into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    for config in ("nbgrader_config.py", "nbgrader_sandbox.py"):
-        shutil.copy(source_root / config, dest / config)
-    for a in names:
-        shutil.copytree(source_root / "solutions" / a, dest / "solutions" / a,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    return Course(dest, list(names))
+    """A throw-away course with the course's configuration and the named assignments."""
+    return _make_course(dest, names, source_root)
 
 
 def release(course: Course) -> None:
@@ -264,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     skipped = sorted(set(assignments(args.source)) - set(names))
     if skipped and not args.assignments:
-        print(f"not graded (no tests/submissions/<assignment>/ folder): {' '.join(skipped)}")
+        print(f"not graded (no tools/samples/<assignment>/ folder): {' '.join(skipped)}")
     with tempfile.TemporaryDirectory(prefix="grade-demo-") as tmp:
         where = args.keep or Path(tmp) / "course"
         course = make_course(where, names, args.source)

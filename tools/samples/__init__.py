@@ -6,7 +6,7 @@ Students (one folder each in ``submitted/``):
   region (from the source notebook, matched by ``grade_id``);
 - ``blank``: the release as it is;
 - ``wrong_<snippet>``: ``correct``, except one solution cell whose stub is replaced
-  by the body stored in ``tests/submissions/<assignment>/<grade_id>[--<slug>].py``
+  by the body stored in ``tools/samples/<assignment>/<grade_id>[--<slug>].py``
   (a typical mistake; its first comment line says which);
 - ``never_ending``: ``correct``, except that the first solution cell's body loops
   forever when called (``never_ending/in_function.py``) and the last solution

@@ -35,9 +35,9 @@ from functools import partial
 
 import numpy as np
 
-from . import functional as F
-from . import optim
-from .gradcheck import TOLERANCE, Tolerance, grad_close, numerical_gradient
+from bplib import functional as F
+from bplib import optim
+from bplib.gradcheck import TOLERANCE, Tolerance, grad_close, numerical_gradient
 
 __all__ = [
     "check_array",

@@ -1,6 +1,6 @@
 """Parallel, crash-safe autograding of a whole class with nbgrader.
 
-    python -m bplib.grading autograde ex04_backward --jobs 4 [--db-url URL] [--force]
+    python -m bpgrade autograde ex04_backward --jobs 4 [--db-url URL] [--force]
 
 run in the course root (the folder of ``nbgrader_config.py``) grades every
 ``submitted/<student>/<assignment>/`` with nbgrader's own ``Autograde`` converter,
@@ -10,7 +10,7 @@ of ``nbgrader_config.py`` (the sandbox of ``nbgrader_sandbox.py`` included) appl
 
 How it works
 ------------
-* **Workers.** ``--jobs`` long-lived worker processes (``python -m bplib.grading
+* **Workers.** ``--jobs`` long-lived worker processes (``python -m bpgrade
   _worker``) each load nbgrader and the course's config once, then grade the
   students the parent sends them one at a time (a JSON line in, a JSON line out).
   One ``nbgrader`` process per student would pay nbgrader's start-up (about 1.7 s
@@ -70,6 +70,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from .course import tools_env, tools_on_path
 
 # jsonschema (under nbformat) imports rfc3987_syntax if it is installed, for two
 # format checkers ("iri", "iri-reference") that no notebook schema uses; that import
@@ -166,7 +168,7 @@ def graded_in_gradebook(db_url: str, course_id: str, assignment: str) -> set[str
     """
     from nbgrader.api import Gradebook, MissingEntry
 
-    with _tools_on_path(), Gradebook(db_url, course_id) as gb:
+    with tools_on_path(), Gradebook(db_url, course_id) as gb:
         try:
             record = gb.find_assignment(assignment)
         except MissingEntry:
@@ -256,29 +258,8 @@ class Journal:
 # ----------------------------------------------------------------------------- workers
 
 
-def _worker_env() -> dict[str, str]:
-    """The environment with this Python's ``bin/`` first: nbgrader runs ``alembic`` from PATH."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
-
-
-@contextlib.contextmanager
-def _tools_on_path() -> Iterator[None]:
-    """Put this Python's ``bin/`` first on PATH for a while (a new gradebook runs ``alembic``)."""
-    before = os.environ.get("PATH")
-    os.environ["PATH"] = _worker_env()["PATH"]
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["PATH"]
-        else:
-            os.environ["PATH"] = before
-
-
 class Worker:
-    """One ``python -m bplib.grading _worker`` process and the student it is grading.
+    """One ``python -m bpgrade _worker`` process and the student it is grading.
 
     Its first line says it is ready (``{"ready": {...}}``) or why it cannot start
     (``{"error": "..."}``); each later line is the :class:`Outcome` of one student.
@@ -286,11 +267,11 @@ class Worker:
 
     def __init__(self, root: Path, assignment: str, db_url: str | None, log: Path,
                  check: bool = False):
-        argv = [sys.executable, "-m", "bplib.grading", "_worker", assignment]
+        argv = [sys.executable, "-m", "bpgrade", "_worker", assignment]
         argv += ["--db-url", db_url] if db_url else []
         argv += ["--check"] if check else []
         with open(log, "ab") as err:
-            self.proc = subprocess.Popen(argv, cwd=root, env=_worker_env(), text=True,
+            self.proc = subprocess.Popen(argv, cwd=root, env=tools_env(), text=True,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=err, bufsize=1)
         self.check = check
@@ -693,7 +674,7 @@ def summary_table(summary: Summary) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bplib.grading",
+    parser = argparse.ArgumentParser(prog="python -m bpgrade",
                                      description="Parallel, crash-safe nbgrader autograde.")
     sub = parser.add_subparsers(dest="command", required=True)
     auto = sub.add_parser("autograde", help="autograde every submission of an assignment")

@@ -1,0 +1,27 @@
+"""bpgrade: the grading machinery of the course *Backpropagation, from its prehistory
+to fine-tuning*.
+
+Everything that grades lives here; :mod:`bplib` (the reference library the
+chapters teach with) knows nothing of it. Imports run one way: ``bpgrade``
+imports ``bplib``, never the reverse.
+
+==========================  ================================================  ============
+module                      what it does                                      needs
+==========================  ================================================  ============
+``bpgrade.checks``          the diagnosing checks that exercise test cells    numpy
+                            call (``from bpgrade.checks import ...``)
+``bpgrade.kernel``          the sandboxed kernel: limits, bubblewrap,         stdlib
+                            kernel spec
+``bpgrade.integrity``       the AST check of student cells                    stdlib
+``bpgrade.nbgrader_plugins``  ``SandboxedExecute``, ``CheckIntegrity``,       nbgrader
+                            ``HideHiddenTests``
+``bpgrade.pool``            the class-wide, crash-safe parallel grader        nbgrader
+``bpgrade.course``          throw-away nbgrader courses (tools and tests)     nbgrader
+==========================  ================================================  ============
+
+The command line is ``python -m bpgrade`` (see :mod:`bpgrade.__main__`).
+Importing this package loads nothing but the standard library: the sandbox
+launcher (``python -P -m bpgrade kernel``) starts from it.
+"""
+
+__version__ = "0.2.0"
