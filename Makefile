@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: setup book test test-fast bench lint grade grade-demo clean help
+.PHONY: setup book test test-fast bench lint lock grade grade-demo clean help
 
 help:
 	@echo "make book   - set up .venv (once) and build the book into _build/html"
@@ -14,11 +14,17 @@ help:
 	@echo "make bench  - run the benchmarks (prints ratios)"
 	@echo "make grade-demo - the instructor pipeline on sample submissions"
 	@echo "make grade ASSIGNMENT=ex04_backward JOBS=4 - autograde a class in parallel"
+	@echo "make lock   - refresh requirements.lock from pyproject.toml (needs the package index)"
 
-# Re-installs only when pyproject.toml changes; a second run installs nothing.
-$(STAMP): pyproject.toml
+LOCK := requirements.lock
+
+# Installs the exact versions of the lock file, then the course's two packages (editable,
+# no dependencies: the lock has them all). Re-installs only when pyproject.toml or the
+# lock changes; a second run installs nothing.
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[course]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -r $(LOCK)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (bplib course)" >/dev/null
 	$(PY) -m bpgrade install-kernel --sys-prefix >/dev/null
 	@touch $(STAMP)
@@ -50,6 +56,13 @@ grade-demo: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# Refresh the lock file after changing the dependencies in pyproject.toml (needs the
+# package index), then commit requirements.lock. CI and `make setup` install from it.
+lock: setup
+	$(VENV)/bin/uv pip compile pyproject.toml --extra course --python-version 3.11 \
+	  --python-platform x86_64-unknown-linux-gnu --no-emit-package backprop-course \
+	  --upgrade --quiet -o $(LOCK)
 
 clean:
 	rm -rf _build .pytest_cache .hypothesis

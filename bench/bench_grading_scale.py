@@ -2,7 +2,7 @@
 
 In a throw-away course, ``ex04_backward`` is released and ``SUBMISSIONS`` students
 hand it in: the instructor's solution, a blank release and one student per typical
-mistake of ``tests/submissions/ex04_backward/`` (the rest copies of the solution).
+mistake of ``tools/samples/ex04_backward/`` (the rest copies of the solution).
 Four runs, each on a fresh copy of that course, each timed from the command's
 start to its end (process start-up included):
 
@@ -11,7 +11,7 @@ start to its end (process start-up included):
    switched off in its config): the reference;
 2. the course's pipeline without bubblewrap: the same command with
    ``nbgrader_sandbox.py`` loaded (its kernel, limits and integrity checks) but
-   ``BPLIB_SANDBOX_OFF=1``, so that the kernel starts without bubblewrap;
+   ``BPGRADE_SANDBOX_OFF=1``, so that the kernel starts without bubblewrap;
 3. sandboxed serial: the same command, bubblewrap on;
 4. sandboxed parallel: ``python -m bpgrade autograde ex04_backward --jobs <CPUs>``.
 

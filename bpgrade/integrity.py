@@ -118,7 +118,7 @@ def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
 
 
 def _module_aliases(tree: ast.AST, imports: dict[str, str]) -> dict[str, str]:
-    """Imports plus plain names assigned from them (``n = np``, ``t = bplib.testing``)."""
+    """Imports plus plain names assigned from them (``n = np``, ``t = bpgrade.checks``)."""
     aliases = dict(imports)
     changed = True
     while changed:

@@ -1,7 +1,7 @@
 """Parallel, crash-safe autograding (``python -m bpgrade``) against serial nbgrader.
 
 One throw-away course (``ex05_updates``, released with the real nbgrader) holds
-five well-formed students built from the release by ``tests/submissions/build.py``
+five well-formed students built from the release by ``tools/samples``
 (correct, blank, two typical mistakes, a second correct one). Copies of it are
 graded by one batched ``nbgrader autograde`` (the reference) and by the parallel
 grader, with and without hostile extras, and with a SIGKILL half-way.

@@ -1,7 +1,7 @@
 """The instructor's grading pipeline: real nbgrader on the real notebooks, in a throw-away course.
 
 One module-scoped course is released, filled with the sample submissions of
-``tests/submissions/`` (built from the release), autograded (one batched call per
+``tools/samples/`` (built from the release), autograded (one batched call per
 assignment), given feedback and exported; every slow test reads that one course.
 """
 
@@ -151,7 +151,7 @@ def test_blank_submission_scores_zero(course, assignment):
 @pytest.mark.xdist_group("nbgrader-pipeline")
 def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(course, assignment):
     mistakes = _samples(course, assignment, "wrong_")
-    assert mistakes, f"no mistake snippet in tests/submissions/{assignment}/"
+    assert mistakes, f"no mistake snippet in tools/samples/{assignment}/"
     for e in mistakes:
         assert e.failing, f"{e.student}: the snippet breaks no test cell"
         grades = course.grades[(assignment, e.student)]

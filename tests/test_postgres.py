@@ -30,7 +30,7 @@ def _missing() -> str | None:
     try:
         import psycopg2  # noqa: F401
     except ImportError:
-        return "psycopg2 is not installed: pip install -e '.[course]' (psycopg2-binary)"
+        return "psycopg2 is not installed: make setup (psycopg2-binary, in the grade extra)"
     return None
 
 
