@@ -38,7 +38,8 @@ class Sequential:
         ``mse`` is ``sum((y - t)**2) / (2 N)``.
 
     Parameter names are ``"<i>.W"`` and ``"<i>.b"``, where ``i`` is the layer's
-    index in ``layers``.
+    index in ``layers``; ``parameters(keys="numbered")`` names them ``"W1"``,
+    ``"b1"``, ``"W2"``, ... as the exercises do. Gradients have the same keys.
     """
 
     def __init__(self, layers: Iterable[Layer], loss: str = "softmax_cross_entropy") -> None:
@@ -115,21 +116,35 @@ class Sequential:
 
     # ------------------------------------------------------------------ parameters
 
-    def _named(self, attr: str, trainable_only: bool) -> dict[str, np.ndarray]:
-        return {
-            f"{i}.{name}": arr
-            for i, layer in enumerate(self.layers)
-            if layer.trainable or not trainable_only
-            for name, arr in getattr(layer, attr).items()
-        }
+    def _named(self, attr: str, trainable_only: bool, keys: str) -> dict[str, np.ndarray]:
+        if keys not in ("index", "numbered"):
+            raise ValueError(f'keys must be "index" or "numbered", got {keys!r}')
+        named, k = {}, 0
+        for i, layer in enumerate(self.layers):
+            k += bool(layer.params)  # layers with parameters count from 1, frozen or not
+            if layer.trainable or not trainable_only:
+                for name, arr in getattr(layer, attr).items():
+                    named[f"{i}.{name}" if keys == "index" else f"{name}{k}"] = arr
+        return named
 
-    def parameters(self, trainable_only: bool = False) -> dict[str, np.ndarray]:
-        """The parameter arrays themselves (not copies), keyed ``"<i>.W"``, ``"<i>.b"``."""
-        return self._named("params", trainable_only)
+    def parameters(self, trainable_only: bool = False, *, keys: str = "index"
+                   ) -> dict[str, np.ndarray]:
+        """The parameter arrays themselves (not copies), keyed ``"<i>.W"``, ``"<i>.b"``.
 
-    def gradients(self, trainable_only: bool = False) -> dict[str, np.ndarray]:
-        """The gradients left by the last backward pass, keyed like :meth:`parameters`."""
-        return self._named("grads", trainable_only)
+        ``i`` is the layer's index in ``layers``. With ``keys="numbered"`` the keys
+        are those of the exercises and of Keras's order instead: ``"W1"``, ``"b1"``,
+        ``"W2"``, ... counting only the layers that have parameters, so that for
+        ``[Linear, ReLU, Linear]`` ``"0.W"`` is ``"W1"`` and ``"2.W"`` is ``"W2"``.
+        """
+        return self._named("params", trainable_only, keys)
+
+    def gradients(self, trainable_only: bool = False, *, keys: str = "index"
+                  ) -> dict[str, np.ndarray]:
+        """The gradients left by the last backward pass, keyed like :meth:`parameters`.
+
+        ``gradients()["0.W"]`` is the ``dW`` of layer 0, the gradient of ``parameters()["0.W"]``.
+        """
+        return self._named("grads", trainable_only, keys)
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the parameters in Keras's order: ``[W1, b1, W2, b2, ...]``, W (in, out)."""

@@ -1,9 +1,15 @@
 """Weight updates: the update rules as functions, and optimiser objects that use them.
 
 Every update function is pure by default (it returns new arrays and leaves its
-arguments alone). With the keyword ``inplace=True`` it writes into the arrays
-it was given and returns them, which is what the optimiser objects do so that
-a training step allocates nothing.
+arguments alone): its body is the rule as the chapter writes it. With the
+keyword ``inplace=True`` it runs an in-place twin instead, which writes into the
+arrays it was given and returns them; the optimiser objects use that, so that a
+training step allocates no new parameter or state arrays. The shapes are
+checked before either runs (``@checked``, see :mod:`bplib._validate`).
+
+Names: ``w`` is any parameter array (a weight matrix ``W``, a bias ``b``, ...)
+and ``dw`` its gradient, the same shape; inside a model the gradient of ``W``
+is ``dW``. The state is ``v`` (velocity), ``s`` and ``m`` (running means).
 
 Defaults of the optimiser objects follow Keras 3 (for example ``eps = 1e-7``),
 so that the Keras chapter compares like with like.
@@ -14,6 +20,14 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 
 import numpy as np
+
+from ._validate import (
+    adam_update_args,
+    checked,
+    momentum_update_args,
+    rmsprop_update_args,
+    sgd_update_args,
+)
 
 __all__ = [
     "sgd_update",
@@ -28,101 +42,111 @@ __all__ = [
 ]
 
 
-def _same_shape(w: np.ndarray, **others: np.ndarray) -> None:
-    for name, a in others.items():
-        if np.shape(a) != np.shape(w):
-            raise ValueError(
-                f"{name} has shape {np.shape(a)} but w has shape {np.shape(w)}; they must match"
-            )
+# --------------------------------------------------------------------------- in place
+# The same rules, written into the arrays they are given: what ``inplace=True``
+# runs, so that an optimiser's step allocates no new parameter or state arrays.
+# tests/test_optim.py checks that each twin agrees with the pure rule below.
 
 
-def sgd_update(w, dw, lr: float, *, inplace: bool = False):
+def _sgd_in_place(w, dw, lr):
+    w -= lr * dw
+    return w
+
+
+def _momentum_in_place(w, dw, v, lr, momentum):
+    v *= momentum
+    v -= lr * dw
+    w += v
+    return w, v
+
+
+def _nesterov_in_place(w, dw, v, lr, momentum):
+    v *= momentum
+    v -= lr * dw
+    w += momentum * v - lr * dw
+    return w, v
+
+
+def _rmsprop_in_place(w, dw, s, lr, rho, eps):
+    s *= rho
+    s += (1 - rho) * dw * dw
+    w -= lr * dw / (np.sqrt(s) + eps)
+    return w, s
+
+
+def _adam_in_place(w, dw, m, v, t, lr, beta1, beta2, eps):
+    m *= beta1
+    m += (1 - beta1) * dw
+    v *= beta2
+    v += (1 - beta2) * dw * dw
+    w -= lr * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + eps)
+    return w, m, v
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+@checked(sgd_update_args, inplace=_sgd_in_place)
+def sgd_update(w, dw, lr: float):
     """Plain gradient descent: ``w <- w - lr * dw``."""
-    _same_shape(w, dw=dw)
-    if inplace:
-        w -= lr * dw
-        return w
     return w - lr * dw
 
 
-def sgd_momentum_update(w, dw, v, lr: float, momentum: float, *, inplace: bool = False):
+@checked(momentum_update_args, inplace=_momentum_in_place)
+def sgd_momentum_update(w, dw, v, lr: float, momentum: float):
     """Gradient descent with momentum.
 
     ``v <- momentum * v - lr * dw``, then ``w <- w + v``. Returns ``(w, v)``.
     """
-    _same_shape(w, dw=dw, v=v)
-    if inplace:
-        v *= momentum
-        v -= lr * dw
-        w += v
-        return w, v
     v = momentum * v - lr * dw
     return w + v, v
 
 
-def nesterov_update(w, dw, v, lr: float, momentum: float, *, inplace: bool = False):
+@checked(momentum_update_args, inplace=_nesterov_in_place)
+def nesterov_update(w, dw, v, lr: float, momentum: float):
     """Nesterov momentum in the form Keras uses.
 
     ``v <- momentum * v - lr * dw``, then ``w <- w + momentum * v - lr * dw``:
     the step looks ahead along the new velocity. Returns ``(w, v)``.
     """
-    _same_shape(w, dw=dw, v=v)
-    if inplace:
-        v *= momentum
-        v -= lr * dw
-        w += momentum * v - lr * dw
-        return w, v
     v = momentum * v - lr * dw
     return w + momentum * v - lr * dw, v
 
 
-def rmsprop_update(w, dw, s, lr: float, rho: float = 0.9, eps: float = 1e-7, *, inplace=False):
+@checked(rmsprop_update_args, inplace=_rmsprop_in_place)
+def rmsprop_update(w, dw, s, lr: float, rho: float = 0.9, eps: float = 1e-7):
     """RMSProp: a running mean of squared gradients scales each step.
 
     ``s <- rho * s + (1 - rho) * dw**2``, then ``w <- w - lr * dw / (sqrt(s) + eps)``.
     Returns ``(w, s)``.
     """
-    _same_shape(w, dw=dw, s=s)
-    if inplace:
-        s *= rho
-        s += (1 - rho) * dw * dw
-        w -= lr * dw / (np.sqrt(s) + eps)
-        return w, s
-    s = rho * s + (1 - rho) * dw * dw
+    s = rho * s + (1 - rho) * dw**2
     return w - lr * dw / (np.sqrt(s) + eps), s
 
 
-def adam_update(
-    w, dw, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float, *, inplace=False
-):
+@checked(adam_update_args, inplace=_adam_in_place)
+def adam_update(w, dw, m, v, t: int, lr: float, beta1: float, beta2: float, eps: float):
     """Adam (Kingma and Ba, 2014), with bias correction; ``t`` counts from 1.
 
     ``m <- beta1 m + (1 - beta1) dw``; ``v <- beta2 v + (1 - beta2) dw**2``;
     ``m_hat = m / (1 - beta1**t)``; ``v_hat = v / (1 - beta2**t)``;
     ``w <- w - lr * m_hat / (sqrt(v_hat) + eps)``. Returns ``(w, m, v)``.
     """
-    _same_shape(w, dw=dw, m=m, v=v)
-    if int(t) < 1:
-        raise ValueError(f"t counts the steps from 1, got t={t}")
-    c1 = 1 - beta1**t
-    c2 = 1 - beta2**t
-    if inplace:
-        m *= beta1
-        m += (1 - beta1) * dw
-        v *= beta2
-        v += (1 - beta2) * dw * dw
-        w -= lr * (m / c1) / (np.sqrt(v / c2) + eps)
-        return w, m, v
     m = beta1 * m + (1 - beta1) * dw
-    v = beta2 * v + (1 - beta2) * dw * dw
-    return w - lr * (m / c1) / (np.sqrt(v / c2) + eps), m, v
+    v = beta2 * v + (1 - beta2) * dw**2
+    m_hat = m / (1 - beta1**t)
+    v_hat = v / (1 - beta2**t)
+    return w - lr * m_hat / (np.sqrt(v_hat) + eps), m, v
 
 
 class Optimizer:
     """Base class: ``step(params, grads)`` updates every array of ``params`` in place.
 
-    State (velocities, moments) is kept per parameter name, so the same
-    optimiser must always be given the same names.
+    ``params`` and ``grads`` have the same keys: ``grads[name]`` is the gradient
+    of ``params[name]`` (for a :class:`~bplib.model.Sequential`, ``grads["0.W"]``
+    is the ``dW`` of layer 0). Inside, each parameter is a generic ``w`` with
+    gradient ``dw``. State (velocities, moments) is kept per parameter name, so
+    the same optimiser must always be given the same names.
     """
 
     def __init__(self, lr: float) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import as_float_array, require_ndim
+from ._validate import as_float_array, checked, require_ndim
 
 __all__ = ["McCullochPittsUnit", "Perceptron", "Adaline"]
 
@@ -44,6 +44,23 @@ def _check_features(X: np.ndarray, w: np.ndarray, model: str) -> None:
             f"X has {X.shape[1]} features but this {model} was fitted on {w.shape[0]}; "
             f"expected X of shape (N, {w.shape[0]})"
         )
+
+
+def _binary_input(unit: McCullochPittsUnit, x):
+    """``x`` of 0/1 with one entry per weight of the unit: shape (D,) or (N, D)."""
+    x = np.asarray(x)
+    d = unit.weights.shape[0]
+    if x.ndim not in (1, 2) or x.shape[-1] != d:
+        raise ValueError(
+            f"x has shape {x.shape} but the unit has {d} inputs; "
+            f"expected shape ({d},) or (N, {d})"
+        )
+    bad = ~np.isin(x, (0, 1))
+    if np.any(bad):
+        raise ValueError(
+            f"a McCulloch-Pitts unit takes binary inputs (0 or 1), got {x[bad][0].item()!r}"
+        )
+    return unit, x
 
 
 def _order(n: int, rng: np.random.Generator | None) -> np.ndarray:
@@ -77,6 +94,7 @@ class McCullochPittsUnit:
         self.weights = w
         self.threshold = float(threshold)
 
+    @checked(_binary_input)
     def __call__(self, x):
         """Fire (1) or stay silent (0).
 
@@ -88,18 +106,6 @@ class McCullochPittsUnit:
         -------
         int for one input of shape (D,); ndarray of int, shape (N,), for a batch.
         """
-        x = np.asarray(x)
-        d = self.weights.shape[0]
-        if x.ndim not in (1, 2) or x.shape[-1] != d:
-            raise ValueError(
-                f"x has shape {x.shape} but the unit has {d} inputs; "
-                f"expected shape ({d},) or (N, {d})"
-            )
-        bad = ~np.isin(x, (0, 1))
-        if np.any(bad):
-            raise ValueError(
-                f"a McCulloch-Pitts unit takes binary inputs (0 or 1), got {x[bad][0].item()!r}"
-            )
         fired = (x @ self.weights >= self.threshold).astype(np.int64)
         return int(fired) if x.ndim == 1 else fired
 

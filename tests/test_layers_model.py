@@ -221,6 +221,21 @@ def test_sequential_parameters_are_keyed_by_layer_index_and_are_the_arrays_thems
     assert list(model.parameters(trainable_only=True)) == ["2.W", "2.b"]
 
 
+def test_numbered_keys_are_the_exercises_W1_b1_W2_b2_for_parameters_and_gradients():
+    model = Sequential([Linear(2, 3, rng=0), ReLU(), Linear(3, 2, rng=1)])
+    _, grads = model.loss(np.ones((4, 2)), np.array([0, 1, 1, 0]))
+    params = model.parameters(keys="numbered")
+    assert list(params) == ["W1", "b1", "W2", "b2"]
+    assert params["W2"] is model.parameters()["2.W"]
+    numbered = model.gradients(keys="numbered")
+    assert list(numbered) == list(params)
+    assert numbered["W1"] is grads["0.W"] and numbered["b2"] is grads["2.b"]
+    model.layers[0].trainable = False  # freezing does not renumber
+    assert list(model.parameters(trainable_only=True, keys="numbered")) == ["W2", "b2"]
+    with pytest.raises(ValueError, match="numbered"):
+        model.parameters(keys="W1")
+
+
 def test_cross_entropy_model_refuses_a_final_softmax_or_sigmoid_layer():
     with pytest.raises(ValueError, match="already applies it"):
         Sequential([Linear(2, 3), Softmax()])
