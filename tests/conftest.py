@@ -1,13 +1,29 @@
-"""Fixtures shared by the test modules: where the repository and the built site are."""
+"""Shared by the test modules: where the repository and the built site are, and
+:func:`require` for what a test needs from the machine."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE_DIR = REPO_ROOT / "_build" / "html"
+
+
+def require(problem: str | None, what: str) -> None:
+    """What a test needs from the machine: nothing happens when ``problem`` is ``None``.
+
+    Otherwise ``problem`` says why ``what`` is missing (with the command that installs
+    it); the test fails in CI (the environment variable ``CI`` is ``true``, in any case)
+    and is skipped elsewhere.
+    """
+    if problem is None:
+        return
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"CI must run the tests that need {what}: {problem}", pytrace=False)
+    pytest.skip(f"needs {what}: {problem}")
 
 
 @pytest.fixture(scope="session")

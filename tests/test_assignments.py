@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -25,6 +26,7 @@ import pytest
 
 import bplib
 from bpgrade import checks as T
+from bpgrade.course import tools_env
 from bplib import optim
 from tools import build_exercises
 
@@ -109,8 +111,38 @@ def test_bplibs_own_function_is_refused():
 
 def test_returned_lists_are_accepted_and_returned_objects_are_not_trusted():
     T.check_relu_backward(lambda d, x: (d * (x > 0)).tolist())
-    # the returned array is the student's own: changing it afterwards changes nothing
     T.check_linear_backward(lambda d, c: [d @ c[1].T, c[0].T @ d, d.sum(axis=0)])
+
+    # A returned object is copied into a plain float array before the check looks at it:
+    # an ndarray subclass whose == lies cannot hide the zero of a perceptron that "converged"
+    # on XOR ...
+    class NeverEqual(np.ndarray):
+        def __eq__(self, other):
+            return np.zeros(self.shape, dtype=bool)
+
+    def converged_on_xor(X, y, lr, max_epochs):
+        mistakes = np.array([2.0] * (max_epochs - 1) + [0.0]).view(NeverEqual)
+        return np.zeros(2), 0.0, mistakes
+
+    _fails_with(lambda: T.check_train_perceptron(converged_on_xor, "xor"),
+                "every one of the 20 epochs must make a mistake")
+
+    # ... and an array the student changes after returning it (here in the __float__ of the
+    # returned b, which runs when the check converts b) is judged as it was returned.
+    class FixesW:
+        def __init__(self, w):
+            self.w = w
+
+        def __float__(self):
+            self.w[:] = [1.0, 1.0]  # with b = -1.5 that is the AND gate
+            return -1.5
+
+    def fixes_w_afterwards(X, y, lr, max_epochs):
+        w = np.zeros(2)
+        return w, FixesW(w), [1, 0]
+
+    _fails_with(lambda: T.check_train_perceptron(fixes_w_afterwards, "and"),
+                r"the returned w=\[0\.0, 0\.0\], b=-1\.5 classify")
 
 
 # --------------------------------------------------------------------------- planted mistakes
@@ -451,8 +483,8 @@ def graded_course(tmp_path_factory):
             folder.mkdir(parents=True)
             nbformat.write(nb, folder / nb_name)
     proc = subprocess.run(
-        [str(build_exercises.VENV_BIN / "nbgrader"), "autograde", "ex0*", "--force"],
-        cwd=course, env=build_exercises.nbgrader_env(), capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "nbgrader", "autograde", "ex0*", "--force"],
+        cwd=course, env=tools_env(), capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return course, _scores(build_exercises, course)
@@ -463,7 +495,7 @@ def _scores(build, course: Path) -> dict:
     from nbgrader.api import Gradebook
 
     old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = build_exercises.nbgrader_env()["PATH"]  # the gradebook runs `alembic`
+    os.environ["PATH"] = tools_env()["PATH"]  # the gradebook runs `alembic`
     try:
         scores = {}
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
@@ -488,14 +520,12 @@ def _errors(course: Path, student: str, name: str) -> dict[str, list[tuple[str, 
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-assignments")
 def test_committed_exercises_are_what_nbgrader_generates_from_solutions(graded_course):
     course, _ = graded_course
     assert build_exercises.differences(course / "exercises", ROOT / "exercises") == []
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-assignments")
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_every_solution_scores_full_marks(graded_course, name):
     course, scores = graded_course
@@ -506,7 +536,6 @@ def test_every_solution_scores_full_marks(graded_course, name):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-assignments")
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_a_blank_release_scores_zero_and_fails_only_with_not_implemented(graded_course, name):
     course, scores = graded_course
@@ -517,7 +546,6 @@ def test_a_blank_release_scores_zero_and_fails_only_with_not_implemented(graded_
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-assignments")
 def test_one_wrong_function_costs_only_its_own_points_and_says_why(graded_course):
     course, scores = graded_course
     grades = scores["partial", "ex04_backward"]
@@ -537,4 +565,110 @@ def test_build_tool_reports_a_changed_cell(tmp_path):
     nb.cells[0].source += "\nedited by hand"
     nbformat.write(nb, path)
     assert build_exercises.differences(ROOT / "exercises", tmp_path) == [
-        "ex03_error/ex03_error.ipynb: cell 0 differs in its source"]
+        "ex03_error/ex03_error.ipynb: cell 0 (intro) differs in its source"]
+
+
+# ------------------------------------------------------------------------ inputs changed in place
+# Every guard of bpgrade.checks that keeps a copy of an input and compares it after the
+# student's call: a function that is right except that it then changes one of its inputs
+# in place fails, and the message names that input.
+
+
+def _fresh(obj):
+    """A copy of ``obj`` with every array in its dicts, tuples and lists copied."""
+    if isinstance(obj, dict):
+        return {k: _fresh(v) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_fresh(o) for o in obj)
+    return obj.copy() if isinstance(obj, np.ndarray) else obj
+
+
+def _then_changes(fn, pick):
+    """``fn`` on copies of the arguments (so: right); then, if ``pick`` is given, 1 is added
+    in place to the input array ``pick(args)``."""
+    def student(*args):
+        result = _fresh(fn(*_fresh(args)))
+        if pick is not None:
+            changed = pick(args)
+            changed[...] += 1
+        return result
+    return student
+
+
+def _train_perceptron(X, y, lr, max_epochs):
+    w, b, mistakes = np.zeros(X.shape[1]), 0.0, []
+    for _ in range(max_epochs):
+        count = 0
+        for xi, yi in zip(X, y, strict=True):
+            w, b_new = T.reference_perceptron_update(w, b, xi, yi, lr)
+            count += b_new != b
+            b = b_new
+        mistakes.append(count)
+        if count == 0:
+            break
+    return w, b, mistakes
+
+
+def _changed(name):
+    return f"changed its input {re.escape(name)} in place"
+
+
+def _params(key):
+    return re.escape(f"changed params[{key!r}]")
+
+
+_CACHE = "changed the cache in place"
+_BACKWARD = [("linear_backward", T.check_linear_backward, bplib.linear_backward),
+             ("relu_backward", T.check_relu_backward, bplib.relu_backward),
+             ("sigmoid_backward", T.check_sigmoid_backward, bplib.sigmoid_backward),
+             ("tanh_backward", T.check_tanh_backward, bplib.tanh_backward)]
+_TWO_LAYER_KEYS = ("W1", "b1", "W2", "b2")
+
+# (check, the right function, which argument it changes, what the message must say)
+CHANGES_AN_INPUT = [
+    *[pytest.param(check, fn, lambda a: a[0], _changed("dout"), id=f"{name}-dout")
+      for name, check, fn in _BACKWARD],
+    *[pytest.param(T.check_linear_backward, bplib.linear_backward, lambda a, i=i: a[1][i],
+                   _CACHE, id=f"linear_backward-cache.{n}") for i, n in enumerate("xWb")],
+    *[pytest.param(check, fn, lambda a: a[1], _CACHE, id=f"{name}-cache")
+      for name, check, fn in _BACKWARD[1:]],
+    *[pytest.param(T.check_linear_forward, bplib.linear_forward, lambda a, i=i: a[i],
+                   _changed(n), id=f"linear_forward-{n}") for i, n in enumerate("xWb")],
+    pytest.param(T.check_relu_forward, bplib.relu_forward, lambda a: a[0], _changed("x"),
+                 id="relu_forward-x"),
+    pytest.param(T.check_sigmoid_forward, bplib.sigmoid_forward, lambda a: a[0], _changed("x"),
+                 id="sigmoid_forward-x"),
+    *[pytest.param(T.check_two_layer_forward, T._two_layer_scores, lambda a, k=k: a[0][k],
+                   _params(k), id=f"two_layer_forward-params.{k}") for k in _TWO_LAYER_KEYS],
+    pytest.param(T.check_two_layer_forward, T._two_layer_scores, lambda a: a[1], _changed("X"),
+                 id="two_layer_forward-X"),
+    *[pytest.param(check, fn, lambda a, i=i: a[i], _changed(n), id=f"{name}-{n}")
+      for name, check, fn, names in [
+          ("mse_loss", T.check_mse_loss, bplib.mse_loss, ("y", "the targets")),
+          ("softmax_cross_entropy", T.check_softmax_cross_entropy, bplib.softmax_cross_entropy,
+           ("logits", "the targets")),
+          ("binary_cross_entropy", T.check_binary_cross_entropy, bplib.binary_cross_entropy,
+           ("logits", "the targets"))]
+      for i, n in enumerate(names)],
+    *[pytest.param(T.check_two_layer_net, _correct_net(), lambda a, k=k: a[0][k], _params(k),
+                   id=f"two_layer_net-params.{k}") for k in _TWO_LAYER_KEYS],
+    *[pytest.param(T.check_two_layer_net, _correct_net(), lambda a, i=i: a[i], _changed(n),
+                   id=f"two_layer_net-{n}") for i, n in [(1, "X"), (2, "y")]],
+    *[pytest.param(T.check_sgd_momentum_update, optim.sgd_momentum_update,
+                   lambda a, i=i: a[i], _changed(n), id=f"sgd_momentum_update-{n}")
+      for i, n in enumerate(("w", "dw", "v"))],
+    *[pytest.param(T.check_adam_update, optim.adam_update, lambda a, i=i: a[i], _changed(n),
+                   id=f"adam_update-{n}") for i, n in enumerate(("w", "dw", "m", "v"))],
+    *[pytest.param(T.check_perceptron_update, T.reference_perceptron_update,
+                   lambda a, i=i: a[i], _changed(n), id=f"perceptron_update-{n}")
+      for i, n in [(0, "w"), (2, "x")]],
+    *[pytest.param(T.check_train_perceptron, _train_perceptron, lambda a, i=i: a[i],
+                   _changed(n), id=f"train_perceptron-{n}") for i, n in [(0, "X"), (1, "y")]],
+]
+
+
+@pytest.mark.parametrize("check, fn, pick, words", CHANGES_AN_INPUT)
+def test_a_function_right_but_for_changing_an_input_in_place_fails_naming_that_input(
+        check, fn, pick, words):
+    check(_then_changes(fn, None))  # the same function without the change passes
+    _fails_with(lambda: check(_then_changes(fn, pick)), words)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -11,9 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import REPO_ROOT, toc_docnames
+from conftest import REPO_ROOT, require, toc_docnames
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -46,11 +45,8 @@ def site_url(built_site: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def browser():
-    if not CHROMIUM.is_file():
-        message = f"{CHROMIUM} is missing: install it with `apt-get install chromium`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
+    require(None if CHROMIUM.is_file() else
+            f"{CHROMIUM} is missing: install it with `apt-get install chromium`", "Chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

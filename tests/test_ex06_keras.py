@@ -33,7 +33,7 @@ WEIGHTS_FILE = "digits04_base.keras"
 STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 FORGOT_TO_FREEZE = "return model  # forgot to freeze hidden1"
 
-pytestmark = [pytest.mark.slow, pytest.mark.keras, pytest.mark.xdist_group("nbgrader-ex06_keras")]
+pytestmark = [pytest.mark.slow, pytest.mark.keras]
 
 
 # ---------------------------------------------------------------- the pretrained network

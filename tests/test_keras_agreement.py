@@ -29,7 +29,7 @@ import bplib  # noqa: E402
 keras = pytest.importorskip("keras")
 jax = pytest.importorskip("jax")
 
-pytestmark = [pytest.mark.keras, pytest.mark.slow, pytest.mark.xdist_group("keras")]
+pytestmark = [pytest.mark.keras, pytest.mark.slow]
 
 # float32: eps = 1.2e-7. Measured: outputs and gradients differ by < 5e-7 relative,
 # weights after 5 epochs by < 3e-7; the tolerances leave a factor of about 10.

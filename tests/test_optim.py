@@ -105,14 +105,53 @@ def test_adam_update_rejects_t_zero():
         adam_update(W0, G[0], np.zeros(3), np.zeros(3), 0, LR, 0.9, 0.999, 1e-8)
 
 
-def test_update_functions_are_pure_by_default():
-    w, g, v, m = W0.copy(), G[0].copy(), np.ones(3), np.ones(3)
-    sgd_momentum_update(w, g, v, LR, MU)
-    adam_update(w, g, m, v, 1, LR, 0.9, 0.999, 1e-8)
-    close(w, W0)
-    close(g, G[0])
-    close(v, np.ones(3))
-    close(m, np.ones(3))
+# Every update rule: its array arguments in order (w, dw, then the state it returns
+# after w) and its other arguments.
+UPDATE_RULES = [
+    pytest.param(sgd_update, ("w", "dw"), (LR,), id="sgd_update"),
+    pytest.param(sgd_momentum_update, ("w", "dw", "v"), (LR, MU), id="sgd_momentum_update"),
+    pytest.param(nesterov_update, ("w", "dw", "v"), (LR, MU), id="nesterov_update"),
+    pytest.param(rmsprop_update, ("w", "dw", "s"), (LR, 0.9, 1e-7), id="rmsprop_update"),
+    pytest.param(adam_update, ("w", "dw", "m", "v"), (2, LR, 0.9, 0.999, 1e-8),
+                 id="adam_update"),
+]
+
+
+def _update_arguments(names) -> dict[str, np.ndarray]:
+    """Float arrays, no entry zero (``v *= momentum`` would leave zeros as they were),
+    the state positive (``s`` and ``v`` are running means of squares)."""
+    state = iter(np.abs(g) + 0.5 for g in G[1:])
+    return {n: W0.copy() if n == "w" else G[0].copy() if n == "dw" else next(state)
+            for n in names}
+
+
+def _as_tuple(out) -> tuple:
+    return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize("rule, names, hyper", UPDATE_RULES)
+def test_every_update_rule_is_pure_by_default(rule, names, hyper):
+    args = _update_arguments(names)
+    saved = {n: a.copy() for n, a in args.items()}
+    out = _as_tuple(rule(*args.values(), *hyper))
+    assert len(out) == len(names) - 1  # the new w and the new state
+    for name, a in args.items():
+        np.testing.assert_array_equal(a, saved[name], err_msg=f"changed its argument {name}")
+        assert not any(np.shares_memory(o, a) for o in out), f"returned a view of {name}"
+
+
+@pytest.mark.parametrize("rule, names, hyper", UPDATE_RULES)
+def test_every_update_rule_with_inplace_writes_into_w_and_its_state_and_nothing_else(
+        rule, names, hyper):
+    pure = _as_tuple(rule(*_update_arguments(names).values(), *hyper))
+    given = _update_arguments(names)
+    out = _as_tuple(rule(*given.values(), *hyper, inplace=True))
+    written = [n for n in names if n != "dw"]
+    assert len(out) == len(written)
+    for name, o, p in zip(written, out, pure, strict=True):
+        assert o is given[name], f"inplace=True returned a new array for {name}"
+        close(given[name], p)  # the array passed in holds the new value
+    np.testing.assert_array_equal(given["dw"], G[0], err_msg="changed its argument dw")
 
 
 def test_inplace_updates_write_into_the_arrays_passed_in():
@@ -125,6 +164,27 @@ def test_inplace_updates_write_into_the_arrays_passed_in():
     pure = adam_update(W0, G[0], np.zeros(3), np.zeros(3), 1, LR, 0.9, 0.999, 1e-8)
     out = adam_update(w, G[0], m, v, 1, LR, 0.9, 0.999, 1e-8, inplace=True)
     assert out[0] is w and out[1] is m and out[2] is v
+    for a, b in zip(out, pure, strict=True):
+        close(a, b)
+
+
+@pytest.mark.parametrize("rule, state, hyper", [
+    (sgd_update, 0, (LR,)),
+    (sgd_momentum_update, 1, (LR, MU)),
+    (nesterov_update, 1, (LR, MU)),
+    (rmsprop_update, 1, (LR, 0.9, 1e-7)),
+    (adam_update, 2, (3, LR, 0.9, 0.999, 1e-8)),
+])
+def test_every_in_place_twin_agrees_with_its_pure_rule_and_returns_the_arrays_given(
+    rule, state, hyper
+):
+    """``inplace=True`` runs a separate in-place twin of each rule: the two must not drift apart."""
+    start = [W0.copy()] + [np.abs(g) for g in G[1:1 + state]]  # w, then the state (v, s or m, v)
+    pure = rule(start[0].copy(), G[0], *[a.copy() for a in start[1:]], *hyper)
+    given = [a.copy() for a in start]
+    out = rule(given[0], G[0], *given[1:], *hyper, inplace=True)
+    pure, out = (pure, out) if state else ((pure,), (out,))
+    assert all(o is g for o, g in zip(out, given, strict=True))
     for a, b in zip(out, pure, strict=True):
         close(a, b)
 

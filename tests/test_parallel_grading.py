@@ -26,7 +26,6 @@ from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ex05_updates"
-slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-parallel_grading")]
 
 
 def released_course(dest: Path, db_url: str | None = None):
@@ -196,7 +195,6 @@ def _grading_workers_in(root: Path) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_parallel_autograde_gives_every_student_the_cell_scores_of_serial_nbgrader(
         template, serial_scores, parallel_run):
     root, summary, _ = parallel_run
@@ -210,7 +208,6 @@ def test_parallel_autograde_gives_every_student_the_cell_scores_of_serial_nbgrad
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_a_file_that_is_not_a_notebook_is_reported_failed_with_nbgraders_reason(parallel_run):
     _, summary, lines = parallel_run
     (outcome,) = [o for o in summary.outcomes if o.student == "not_a_notebook"]
@@ -220,7 +217,6 @@ def test_a_file_that_is_not_a_notebook_is_reported_failed_with_nbgraders_reason(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_a_kernel_that_kills_its_grading_process_costs_only_its_own_student(
         parallel_run, serial_scores):
     root, summary, _ = parallel_run
@@ -234,7 +230,6 @@ def test_a_kernel_that_kills_its_grading_process_costs_only_its_own_student(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_the_summary_counts_graded_failed_and_skipped_and_gives_the_rate(parallel_run):
     _, summary, _ = parallel_run
     assert len(summary.outcomes) == 7
@@ -247,7 +242,6 @@ def test_the_summary_counts_graded_failed_and_skipped_and_gives_the_rate(paralle
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_a_second_run_skips_finished_students_and_regrades_only_a_resubmission(
         template, tmp_path_factory):
     root = copy_course(template, tmp_path_factory, "rerun")
@@ -263,7 +257,6 @@ def test_a_second_run_skips_finished_students_and_regrades_only_a_resubmission(
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-parallel_grading")
 def test_sigkill_half_way_then_a_rerun_finishes_the_class_with_the_uninterrupted_grades(
         template, serial_scores, tmp_path_factory):
     root = copy_course(template, tmp_path_factory, "killed")

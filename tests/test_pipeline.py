@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ASSIGNMENTS = grade_demo.sampled_assignments()
 TIMEOUT = 15  # nbgrader_config.py's per-cell timeout
-slow = [pytest.mark.slow, pytest.mark.xdist_group("nbgrader-pipeline")]
-needs_notebooks = pytest.mark.skipif(not ASSIGNMENTS, reason="no notebook in solutions/ yet")
 
 
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
@@ -126,29 +124,23 @@ def test_a_mistake_is_expected_to_fail_its_own_test_and_those_of_functions_that_
 # --------------------------------------------------------------------------- grading
 
 
-@needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_correct_submission_gets_every_point(course, assignment):
     grades = course.grades[(assignment, "correct")]
     (expected,) = _samples(course, assignment, "correct")
     assert grades and all(grades[g] == p for g, p in expected.points.items()), grades
 
 
-@needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_blank_submission_scores_zero(course, assignment):
     grades = course.grades[(assignment, "blank")]
     assert grades and sum(grades.values()) == 0, grades
 
 
-@needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(course, assignment):
     mistakes = _samples(course, assignment, "wrong_")
     assert mistakes, f"no mistake snippet in tools/samples/{assignment}/"
@@ -160,10 +152,8 @@ def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(cou
         assert all(grades[g] == 0 for g in lost), grades
 
 
-@needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_never_ending_submission_is_stopped_by_the_cell_timeout_and_scores_zero_there(
         course, assignment):
     (e,) = _samples(course, assignment, "never_ending")
@@ -193,10 +183,8 @@ def _seconds(cell) -> float | None:
 # ------------------------------------------------------------------ feedback and export
 
 
-@needs_notebooks
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_feedback_shows_each_failure_message_and_no_hidden_test_source(course, assignment):
     secret = grade_demo.hidden_lines(course, assignment)
     assert secret, f"{assignment} has no hidden tests to protect"
@@ -213,9 +201,7 @@ def test_feedback_shows_each_failure_message_and_no_hidden_test_source(course, a
             assert message in text, f"{e.student}/{gid}: {message!r} missing from the feedback"
 
 
-@needs_notebooks
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_exported_csv_has_one_row_per_student_and_assignment_with_the_gradebook_scores(course):
     rows = {(r["assignment"], r["student_id"]): r for r in course.rows}
     students = {e.student for e in course.expected}
@@ -235,9 +221,7 @@ def test_exported_csv_has_one_row_per_student_and_assignment_with_the_gradebook_
 # ------------------------------------------------------------- what the guides promise
 
 
-@needs_notebooks
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_validate_exits_zero_even_when_tests_fail_so_its_output_must_be_read(course):
     a = ASSIGNMENTS[-1]
     outputs = {}
@@ -251,9 +235,7 @@ def test_validate_exits_zero_even_when_tests_fail_so_its_output_must_be_read(cou
     assert "Success! Your notebook passes all the tests." in outputs["correct"]
 
 
-@needs_notebooks
 @pytest.mark.slow
-@pytest.mark.xdist_group("nbgrader-pipeline")
 def test_zip_collect_files_an_lms_download_under_submitted(course):
     a = ASSIGNMENTS[-1]
     archive = course.root / "downloaded" / a / "archive"
