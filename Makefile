@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: setup book test test-fast bench lint lock grade grade-demo clean help
+.PHONY: setup book test test-fast bench lint lock grade grade-demo exercises clean help
 
 help:
 	@echo "make book   - set up .venv (once) and build the book into _build/html"
@@ -53,6 +53,9 @@ grade: setup
 
 grade-demo: setup
 	$(PY) -m tools.grade_demo
+
+exercises: setup
+	$(PY) -m tools.build_exercises
 
 lint: setup
 	$(VENV)/bin/ruff check .

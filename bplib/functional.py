@@ -8,7 +8,7 @@ Batch-first row vectors throughout: ``x`` has shape (N, D), ``W`` (D, M),
 
 The body of each function is its formula. The checks of its arguments (float
 arrays, shapes that fit, with errors that name the shapes) run before it, in
-the validator named on its ``@checked(...)`` line (see :mod:`bplib._validate`).
+the validator named on its ``@checked(...)`` line (see ``bplib/_validate.py``).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ arguments alone): its body is the rule as the chapter writes it. With the
 keyword ``inplace=True`` it runs an in-place twin instead, which writes into the
 arrays it was given and returns them; the optimiser objects use that, so that a
 training step allocates no new parameter or state arrays. The shapes are
-checked before either runs (``@checked``, see :mod:`bplib._validate`).
+checked before either runs (``@checked``, see ``bplib/_validate.py``).
 
 Names: ``w`` is any parameter array (a weight matrix ``W``, a bias ``b``, ...)
 and ``dw`` its gradient, the same shape; inside a model the gradient of ``W``
