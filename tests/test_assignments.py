@@ -13,7 +13,6 @@ submission per assignment.
 from __future__ import annotations
 
 import ast
-import os
 import re
 import shutil
 import subprocess
@@ -26,7 +25,8 @@ import pytest
 
 import bplib
 from bpgrade import checks as T
-from bpgrade.course import tools_env
+from bpgrade.course import tools_env, tools_on_path
+from bpgrade.integrity import forbidden_names
 from bplib import optim
 from tools import build_exercises
 
@@ -439,17 +439,18 @@ def test_a_release_contains_no_solution_and_no_hidden_test(name):
 
 @pytest.mark.parametrize("name", sorted(ASSIGNMENTS))
 def test_a_release_never_imports_the_functions_the_student_writes(name):
+    source = nbformat.read(_notebook("solutions", name), as_version=4)
+    forbidden = set(ASSIGNMENTS[name]) | forbidden_names(
+        [c for c in source.cells if c.metadata.get("nbgrader", {}).get("solution")])
     nb = nbformat.read(_notebook("exercises", name), as_version=4)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         for node in ast.walk(ast.parse(cell.source)):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bplib"):
-                if node.module == "bpgrade.checks":
-                    continue
                 imported = {a.name for a in node.names}
-                assert not imported & set(ASSIGNMENTS[name]), (
-                    f"{name} imports {imported & set(ASSIGNMENTS[name])} from {node.module}")
+                assert not imported & forbidden, (
+                    f"{name} imports {imported & forbidden} from {node.module}")
 
 
 # --------------------------------------------------------------------------- real nbgrader
@@ -494,19 +495,13 @@ def _scores(build, course: Path) -> dict:
     """{(student, assignment): {grade_id: (score, max_score)}} from nbgrader's gradebook."""
     from nbgrader.api import Gradebook
 
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = tools_env()["PATH"]  # the gradebook runs `alembic`
-    try:
-        scores = {}
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
-            for name in ASSIGNMENTS:
-                for sub in gb.assignment_submissions(name):
-                    nb = gb.find_submission_notebook(name, name, sub.student.id)
-                    scores[sub.student.id, name] = {
-                        g.name: (g.score, g.max_score) for g in nb.grades}
-        return scores
-    finally:
-        os.environ["PATH"] = old_path
+    scores = {}
+    with tools_on_path(), Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        for name in ASSIGNMENTS:
+            for sub in gb.assignment_submissions(name):
+                nb = gb.find_submission_notebook(name, name, sub.student.id)
+                scores[sub.student.id, name] = {g.name: (g.score, g.max_score) for g in nb.grades}
+    return scores
 
 
 def _errors(course: Path, student: str, name: str) -> dict[str, list[tuple[str, str]]]:

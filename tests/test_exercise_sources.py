@@ -12,7 +12,6 @@ the course, ends with the expected grades.
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shlex
 import shutil
@@ -22,7 +21,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from bpgrade.course import CONFIG_FILES, run_nbgrader, tools_env
+from bpgrade.course import CONFIG_FILES, run_nbgrader, tools_on_path
 from tools import build_exercises as B
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,14 +190,9 @@ def _submit(course: Path, student: str, nb: nbformat.NotebookNode) -> None:
 def _scores(course: Path) -> dict[str, tuple[float, float]]:
     from nbgrader.api import Gradebook
 
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = tools_env()["PATH"]  # the gradebook runs `alembic`
-    try:
-        with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
-            return {sub.student.id: (sub.score, sub.max_score)
-                    for sub in gb.assignment_submissions(NEW)}
-    finally:
-        os.environ["PATH"] = old_path
+    with tools_on_path(), Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop") as gb:
+        return {sub.student.id: (sub.score, sub.max_score)
+                for sub in gb.assignment_submissions(NEW)}
 
 
 @pytest.mark.slow
