@@ -19,7 +19,7 @@ Gradients are compared with a numerical gradient computed here by central
 differences (:func:`bplib.gradcheck.numerical_gradient`) of the *reference*
 forward function or loss, never of the student's, and with the one tolerance
 :data:`bplib.gradcheck.TOLERANCE`. The student's returned objects are never
-trusted: they are converted with :func:`numpy.asarray`, and every input is a
+trusted: they are copied into new float64 arrays (``np.array``), and every input is a
 copy, kept again to detect mutation.
 
 Partial credit: each check looks at one function only. ``check_two_layer_net``

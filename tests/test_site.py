@@ -311,3 +311,14 @@ def test_the_bibliography_has_the_checked_facts_not_the_wrong_versions(built_sit
         assert fact in text, f"{fact!r} is not in the bibliography"
     for wrong in ("48(3)", "501-510", "350-363"):
         assert wrong not in text, f"a known wrong citation ({wrong}) is in the bibliography"
+
+
+def test_the_api_page_documents_both_packages_from_their_docstrings(built_site: Path) -> None:
+    """The reference page is generated from the code: bplib's functions and the checks of
+    bpgrade that the exercises' test cells call (an autodoc that failed leaves no entry)."""
+    from bpgrade import checks
+
+    html = (built_site / "chapters" / "api.html").read_text(encoding="utf-8")
+    for name in ("bplib.functional.linear_backward", "bplib.optim.adam_update",
+                 *(f"bpgrade.checks.{n}" for n in checks.__all__)):
+        assert f'id="{name}"' in html, f"the API page has no entry for {name}"
