@@ -18,9 +18,21 @@ that says what is wrong:
 Gradients are compared with a numerical gradient computed here by central
 differences (:func:`bplib.gradcheck.numerical_gradient`) of the *reference*
 forward function or loss, never of the student's, and with the one tolerance
-:data:`bplib.gradcheck.TOLERANCE`. The student's returned objects are never
-trusted: they are copied into new float64 arrays (``np.array``), and every input is a
-copy, kept again to detect mutation.
+:data:`bplib.gradcheck.TOLERANCE`. That comparison diagnoses mistakes, but finite
+differences meet its tolerance too, so a gradient that passes it must also agree
+with the *analytic* reference (bplib's backward function, called by the grader on
+its own copies) to within rounding: ``max|g - ref| <= DERIVED_RTOL * max|ref|``
+(:func:`_check_derived`). The chain rule gets there (4e-16 at most in float64);
+difference quotients cannot (1e-12..1e-5 with h = 1e-5, 1e-13 at best with a
+five-point stencil). Three cases close the ways round that where a function is
+linear or quadratic, so that a large step is exact up to rounding: a linear layer
+whose bias is about 1e6 and MSE predictions 1e4 away from the targets (the rounding
+of so large an output is more than any step divides away), and ReLU inputs within
+1e-9..1e-4 of the kink (a difference quotient straddling 0 averages the two slopes).
+A float16 or float32 result, right only to its own rounding, is told to use float64.
+
+The student's returned objects are never trusted: they are copied into new float64
+arrays (``np.array``), and every input is a copy, kept again to detect mutation.
 
 Partial credit: each check looks at one function only. ``check_two_layer_net``
 and ``check_two_layer_forward`` grade the student's network on its own output;
@@ -38,6 +50,16 @@ import numpy as np
 from bplib import functional as F
 from bplib import optim
 from bplib.gradcheck import TOLERANCE, Tolerance, grad_close, numerical_gradient
+
+#: How closely a gradient that passed the numerical comparison must also agree with the
+#: analytic reference, as ``max|got - ref| / max|ref|`` over one gradient array. Measured on
+#: every input the notebooks grade (``python -m tests.test_not_numerical``): analytic
+#: variants (``@``, ``np.dot``, einsum, loops over the batch or over entries with the
+#: formula, sigmoid and tanh recomputed from x, softmax by hand) are at most 4e-16 off;
+#: central differences with h = 1e-5 at least 9e-13, the best difference quotient
+#: (five-point, h = 1e-3) at least 1.1e-13. The bound leaves a factor of 25 above the one
+#: and of 10 below the other.
+DERIVED_RTOL = 1e-14
 
 __all__ = [
     "check_array",
@@ -309,6 +331,46 @@ def _value_message(arr, expected, reference, batch_size, mistakes, tol) -> str:
     return f"is wrong: relative error {rel:.2g}{where}: yours {_fmt(a)}, {word} {_fmt(n)}"
 
 
+def _derived_error(got, reference) -> float:
+    """``max|got - ref| / max|ref|``: how far ``got`` is from the analytic reference."""
+    g = np.asarray(got, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    if g.size == 0:
+        return 0.0
+    scale = max(float(np.max(np.abs(r))), float(np.finfo(np.float64).tiny))
+    return float(np.max(np.abs(g - r))) / scale
+
+
+def _check_derived(got, reference, name: str, fn_name: str, *, where: str = "") -> None:
+    """Refuse a gradient that matches the analytic ``reference`` only as well as finite differences.
+
+    Called once ``got`` has passed the numerical comparison (so it has the right shape
+    and is right to :data:`TOLERANCE`); ``reference`` is computed by the grader with
+    bplib's backward functions. See :data:`DERIVED_RTOL`.
+    """
+    dtype = getattr(got, "dtype", None)
+    low = str(dtype) if dtype in (np.float16, np.float32) else ""  # rounding, not a quotient
+    got, reference = _as_float(got, name, fn_name), np.asarray(reference)
+    if got.shape != reference.shape:
+        raise AssertionError(_shape_message(f"{fn_name}: {name}{where}", got.shape,
+                                            reference.shape, None, None))
+    err = _derived_error(got, reference)
+    if err <= DERIVED_RTOL:
+        return
+    if low:
+        raise AssertionError(
+            f"{fn_name}: {name} is {low} and only right to about {err:.0e} relative "
+            "error; compute it in float64 (the dtype of the inputs)"
+        )
+    raise AssertionError(
+        f"{fn_name}: {name} looks numerical, not derived{where}: it is right to about "
+        f"{err:.0e} relative error, where the chain rule gives 1e-15 or better. Finite "
+        "differences (nudging an input by h and calling the forward function or the loss "
+        "again) are how the grader checks a gradient, not how to compute one: apply the "
+        "chain rule"
+    )
+
+
 def check_value(got, expected, name: str = "value", fn_name: str = "your function") -> None:
     """Compare a result with a hand-computed expected value (visible tests)."""
     check_array(got, np.asarray(expected, dtype=np.float64), name, fn_name, reference="expected")
@@ -359,6 +421,7 @@ def check_backward(
     seed: int = 0,
     mistakes: Sequence[Mistake] = (),
     dout_hint: str = "work on a copy or build a new array instead",
+    backward_fn: Callable | None = None,
 ) -> None:
     """Check a backward function ``student_fn(dout, cache)`` against numerical gradients.
 
@@ -368,6 +431,10 @@ def check_backward(
     the expected gradient of every input is the numerical vector-Jacobian product
     ``d sum(dout * out) / d input``. ``mistakes`` are ``(grad name, description,
     fn(dout, *inputs) -> wrong gradient)``.
+
+    ``backward_fn(dout, cache)``, the analytic reference (bplib's backward function),
+    is called by the grader on its own copies once every gradient has passed: each must
+    also agree with it to :data:`DERIVED_RTOL`, which finite differences cannot.
     """
     names = list(inputs)
     arrays = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
@@ -393,6 +460,18 @@ def check_backward(
         wrong = [(d, partial(fn, dout, *arrays.values())) for g, d, fn in mistakes if g == gname]
         check_array(got, expected, gname, fn_name, like=name, like_shape=x.shape,
                     batch_size=batch, mistakes=wrong)
+    if backward_fn is not None:
+        _check_derived_backward(grads, backward_fn, forward_fn, arrays, dout, grad_names,
+                                fn_name)
+
+
+def _check_derived_backward(grads, backward_fn, forward_fn, arrays: dict, dout: np.ndarray,
+                            grad_names: Sequence[str], fn_name: str, where: str = "") -> None:
+    """Each of the student's ``grads`` against ``backward_fn`` on the grader's own copies."""
+    _, cache = forward_fn(*(a.copy() for a in arrays.values()))
+    reference = _unpack(backward_fn(dout.copy(), cache), grad_names, "the reference")
+    for gname, got, ref in zip(grad_names, grads, reference, strict=True):
+        _check_derived(got, ref, gname, fn_name, where=where)
 
 
 def _copy_tree(obj):
@@ -423,8 +502,20 @@ def check_linear_backward(student_fn: Callable, N: int = 4, D: int = 3, M: int =
         ("db", "average over the batch instead of summing (db = dout.sum(axis=0))",
          lambda d, x, W, b: d.mean(axis=0)),
     ]
-    check_backward(student_fn, F.linear_forward, inputs, ("dx", "dW", "db"), "linear_backward",
-                   seed=seed, mistakes=mistakes)
+    names = ("dx", "dW", "db")
+    check_backward(student_fn, F.linear_forward, inputs, names, "linear_backward",
+                   seed=seed, mistakes=mistakes, backward_fn=F.linear_backward)
+    # The layer is linear in each input, so a difference quotient with a large step (h = 1,
+    # say) is exact up to rounding, and rounding is small when out is. With a bias of 1e6
+    # every output carries about 1e-10 of rounding, which no step can divide away; the
+    # chain rule never looks at b.
+    inputs["b"] = inputs["b"] + 1e6
+    dout = _rng(seed + 7919).standard_normal((N, M))
+    _, cache = F.linear_forward(*(a.copy() for a in inputs.values()))
+    grads = _unpack(_call(student_fn, (dout.copy(), cache), "linear_backward"), names,
+                    "linear_backward")
+    _check_derived_backward(grads, F.linear_backward, F.linear_forward, inputs, dout, names,
+                            "linear_backward", where=" (on a layer whose bias is about 1e6)")
 
 
 def check_relu_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
@@ -435,7 +526,38 @@ def check_relu_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int =
                  lambda d, x: d * (x < 0))]
     check_backward(student_fn, F.relu_forward, {"x": x}, ("dx",), "relu_backward", seed=seed,
                    mistakes=mistakes,
-                   dout_hint="`dout[x <= 0] = 0` writes into dout; use `dout * (x > 0)`")
+                   dout_hint="`dout[x <= 0] = 0` writes into dout; use `dout * (x > 0)`",
+                   backward_fn=F.relu_backward)
+    _check_relu_near_kink(student_fn, shape, seed)
+
+
+def _check_relu_near_kink(student_fn: Callable, shape: tuple, seed: int) -> None:
+    """Inputs within 1e-9..1e-4 of 0: the derivative is exactly dout or 0 there too.
+
+    A difference quotient whose step reaches across the kink averages the two slopes
+    (about dout / 2); the numerical comparison cannot look there, the analytic one can.
+    """
+    fn_name = "relu_backward"
+    rng = _rng(seed + 104729)
+    x = rng.choice([-1.0, 1.0], size=shape) * 10.0 ** rng.uniform(-9, -4, size=shape)
+    x.flat[0], x.flat[-1] = 10.0 ** -6.5, -(10.0 ** -6.5)  # both sides, whatever the draw
+    dout = _rng(seed + 7919).standard_normal(shape)
+    got = _unpack(_call(student_fn, (dout.copy(), x.copy()), fn_name), ("dx",), fn_name)[0]
+    got = _as_float(got, "dx", fn_name)
+    want = F.relu_backward(dout, x)
+    if got.shape == want.shape and _derived_error(got, want) <= DERIVED_RTOL:
+        return
+    if got.shape != want.shape:
+        raise AssertionError(_shape_message(f"{fn_name}: dx", got.shape, want.shape, "x", shape))
+    idx = np.unravel_index(int(np.argmax(np.abs(got - want))), shape)
+    i = tuple(int(k) for k in idx)
+    right = f"dout = {_fmt(dout[i])}, since x > 0" if x[i] > 0 else "0, since x < 0"
+    raise AssertionError(
+        f"{fn_name}: dx looks numerical, not derived: at x = {x[i]:.1e}, that close to the "
+        f"kink at 0, it is {_fmt(got[i])} where the derivative gives {right}. A difference "
+        "quotient whose step reaches across the kink averages the two slopes; compute "
+        "dx = dout * (x > 0) instead"
+    )
 
 
 def check_sigmoid_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
@@ -453,7 +575,7 @@ def check_sigmoid_backward(student_fn: Callable, shape: tuple = (4, 5), seed: in
         ("dx", "forget to multiply by dout", lambda d, x: F.sigmoid(x) * (1 - F.sigmoid(x))),
     ]
     check_backward(student_fn, F.sigmoid_forward, {"x": x}, ("dx",), "sigmoid_backward",
-                   seed=seed, mistakes=mistakes)
+                   seed=seed, mistakes=mistakes, backward_fn=F.sigmoid_backward)
 
 
 def check_tanh_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
@@ -467,7 +589,7 @@ def check_tanh_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int =
         ("dx", "forget to multiply by dout", lambda d, x: 1 - np.tanh(x) ** 2),
     ]
     check_backward(student_fn, F.tanh_forward, {"x": x}, ("dx",), "tanh_backward", seed=seed,
-                   mistakes=mistakes)
+                   mistakes=mistakes, backward_fn=F.tanh_backward)
 
 
 # --------------------------------------------------------------------------- forward functions
@@ -623,6 +745,7 @@ def check_loss(
     check_array(got_grad, expected, grad_name, fn_name, like=pred_name, like_shape=pred.shape,
                 reference="numerical" if numerical else "expected", batch_size=n,
                 mistakes=[(d, partial(fn, pred, target)) for d, fn in grad_mistakes])
+    _check_derived(got_grad, ref_grad, grad_name, fn_name)
 
 
 def check_mse_loss(student_fn: Callable, shape: tuple = (5, 3), seed: int = 0) -> None:
@@ -645,6 +768,15 @@ def check_mse_loss(student_fn: Callable, shape: tuple = (5, 3), seed: int = 0) -
             ("compute (t - y) / N: the gradient is (y - t) / N", lambda y, t: (t - y) / n),
         ],
     )
+    # The loss is quadratic, so a central difference with a large step is exact up to
+    # rounding, and rounding is small when the loss is. With predictions 1e4 away from the
+    # targets the loss is about 1e8 times its gradient's scale, and so is its rounding,
+    # which no reasonable step divides away; (y - t) / N never sees it.
+    far = t + 1e4 * (y - t)
+    got = _unpack(_call(student_fn, (far.copy(), t.copy()), "mse_loss"), ("loss", "dy"),
+                  "mse_loss")[1]
+    ref = F.mse_loss(far, t)[1]
+    _check_derived(got, ref, "dy", "mse_loss", where=" (on predictions 1e4 away from the targets)")
 
 
 def _ce_problem(seed: int, N: int, C: int, scale: float):
@@ -745,6 +877,21 @@ def check_two_layer_net(student_fn: Callable, N: int = 5, D: int = 4, H: int = 6
         expected = numerical_gradient(lambda: _two_layer_loss(work, X, y), work[k], TOLERANCE.h)
         check_array(grads[k], expected, f"grads[{k!r}]", fn_name, like=k,
                     like_shape=params[k].shape, batch_size=N)
+    reference = _two_layer_grads(params, X, y)
+    for k in ("W2", "b2", "W1", "b1"):
+        _check_derived(grads[k], reference[k], f"grads[{k!r}]", fn_name)
+
+
+def _two_layer_grads(params: dict, X: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """The analytic gradients of :func:`_two_layer_loss`, by bplib's backward functions."""
+    p = _copy_params(params)
+    a, cache1 = F.linear_forward(X.copy(), p["W1"], p["b1"])
+    h, cache_relu = F.relu_forward(a)
+    scores, cache2 = F.linear_forward(h, p["W2"], p["b2"])
+    _, dscores = F.softmax_cross_entropy(scores, y.copy())
+    dh, dW2, db2 = F.linear_backward(dscores, cache2)
+    _, dW1, db1 = F.linear_backward(F.relu_backward(dh, cache_relu), cache1)
+    return {"W1": dW1, "b1": db1, "W2": dW2, "b2": db2}
 
 
 # --------------------------------------------------------------------------- updates
