@@ -1,8 +1,17 @@
 """Grading a class: submissions per minute, serial nbgrader against the parallel grader.
 
 In a throw-away course, ``ex04_backward`` is released and ``SUBMISSIONS`` students
-hand it in: the instructor's solution, a blank release and one student per typical
-mistake of ``tools/samples/ex04_backward/`` (the rest copies of the solution).
+hand it in: the instructor's solution, a blank release, one student per typical
+mistake of ``tools/samples/ex04_backward/``, ``never_ending`` (a function that loops
+forever and a loop at the top of a cell, ``tools/samples/never_ending/``) and
+``os_exit`` (its first answer calls ``os._exit``), the rest copies of the solution.
+The course's pipeline grades all of them (the loops and the dead kernel cost their
+cells' points), and so must the parallel grader: its run is expected to exit 0.
+Plain nbgrader (run 1) cannot grade ``os_exit``: nbgrader 0.9's ``Execute`` does not
+catch the dead kernel, so that row grades one submission fewer and notes nbgrader's
+exit status 1. The
+course's cell timeout is cut to ``CELL_TIMEOUT`` seconds (15 in ``nbgrader_config.py``)
+so that the two loops do not swamp the rate of the other submissions.
 Four runs, each on a fresh copy of that course, each timed from the command's
 start to its end (process start-up included):
 
@@ -42,13 +51,15 @@ from pathlib import Path
 
 import nbformat
 
-from bpgrade.course import tools_env
+from bpgrade.course import make_course, tools_env
 from bpgrade.kernel import ENV_OFF
 from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "ex04_backward"
 SUBMISSIONS = 40
+CELL_TIMEOUT = 3  # seconds per cell in the bench's course (its never-ending student)
+OS_EXIT = "import os\n\nos._exit(3)"  # the first answer of the os_exit student
 REPEATS = 2  # runs 2 and 3 are repeated, alternating, and the faster of each is shown
 SANDBOX_CONFIG = ROOT / "nbgrader_sandbox.py"
 NO_SANDBOX = "NO SANDBOX"  # what nbgrader_sandbox.py logs where bubblewrap cannot run
@@ -95,14 +106,17 @@ def make_template(dest: Path, n: int = SUBMISSIONS) -> tuple[Path, str]:
 
     Returns the course root and a description of the mix.
     """
-    course = grade_demo.make_course(dest, [ASSIGNMENT])
+    course = make_course(dest, [ASSIGNMENT], ROOT,
+                         extra_config=f"c.Execute.timeout = {CELL_TIMEOUT}")
     if SANDBOX_CONFIG.exists():
         shutil.copy(SANDBOX_CONFIG, dest / SANDBOX_CONFIG.name)
     course.nbgrader("release", "generate_assignment", ASSIGNMENT, "--force")
     source = nbformat.read(dest / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
     release = nbformat.read(dest / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
-    variants = {e.student: nb for nb, e in grade_demo.corpus.variants(source, release, ASSIGNMENT)
-                if e.student != "never_ending"}
+    variants = {e.student: nb for nb, e in grade_demo.corpus.variants(source, release, ASSIGNMENT)}
+    os_exit = nbformat.from_dict(variants["correct"])
+    next(iter(grade_demo.corpus.solution_cells(os_exit).values())).source = OS_EXIT
+    variants["os_exit"] = os_exit
     mistakes = sorted(s for s in variants if s != "correct")
     names = mistakes + [f"correct_{i:02d}" for i in range(n - len(mistakes))]
     for name in names:
@@ -110,7 +124,8 @@ def make_template(dest: Path, n: int = SUBMISSIONS) -> tuple[Path, str]:
         folder.mkdir(parents=True)
         nbformat.write(variants.get(name, variants["correct"]), folder / f"{ASSIGNMENT}.ipynb")
         (folder / "timestamp.txt").write_text(grade_demo.corpus.TIMESTAMP)
-    return dest, f"{n - len(mistakes)} correct, {len(mistakes)} blank or with a mistake"
+    return dest, (f"{n - len(mistakes)} correct, {len(mistakes)} blank, with a mistake, "
+                  f"never ending or calling os._exit")
 
 
 def configured_copy(template: Path, dest: Path, sandboxed: bool) -> Path:
@@ -162,10 +177,15 @@ def serial_run(course: Path, label: str, bubblewrap: bool = True) -> Row:
     env = {} if bubblewrap else {ENV_OFF: "1"}
     seconds, cpu, log, code = _run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT],
                                    course, env)
-    note = "" if code == 0 else f"nbgrader exited {code}: " + _last_error(log)
+    graded = _count_autograded(course)
+    missing = sorted({p.parent.name for p in (course / "submitted").glob(f"*/{ASSIGNMENT}")}
+                     - {p.parent.parent.name for p in
+                        (course / "autograded").glob(f"*/{ASSIGNMENT}/{ASSIGNMENT}.ipynb")})
+    note = "" if code == 0 else f"nbgrader exited {code}: " + (
+        f"not graded: {', '.join(missing)}" if missing else _last_error(log))
     if bubblewrap and NO_SANDBOX in log:
         note = "NO SANDBOX on this machine: limits only"
-    return Row(label, seconds, _count_autograded(course), cpu, note)
+    return Row(label, seconds, graded, cpu, note)
 
 
 def parallel_run(course: Path, label: str, jobs: int) -> Row:

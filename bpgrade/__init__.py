@@ -13,8 +13,10 @@ module                      what it does                                      ne
 ``bpgrade.kernel``          the sandboxed kernel: limits, bubblewrap,         stdlib
                             kernel spec
 ``bpgrade.integrity``       the AST check of student cells                    stdlib
+``bpgrade.repair``          broken notebook structure mended against the      stdlib
+                            instructor's cells before grading
 ``bpgrade.nbgrader_plugins``  ``SandboxedExecute``, ``CheckIntegrity``,       nbgrader
-                            ``HideHiddenTests``
+                            ``RepairNotebook``, ``HideHiddenTests``
 ``bpgrade.pool``            the class-wide, crash-safe parallel grader        nbgrader
 ``bpgrade.course``          throw-away nbgrader courses (tools and tests)     nbgrader
 ==========================  ================================================  ============

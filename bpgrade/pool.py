@@ -18,6 +18,16 @@ How it works
   workers start first; the first one also reads the gradebook (its URL, whether
   the assignment is in it, who is graded) and tells the parent, which never loads
   nbgrader itself, so the start-ups overlap.
+* **Graded means graded.** A student is *graded* when nbgrader graded the
+  submission: its ``Autograde`` run returned without raising, the gradebook holds
+  the submission and the autograded notebooks exist, freshly written. The ERROR
+  lines that nbclient logs on the way (a cell that timed out, an interrupted or
+  dead kernel) do not make it fail: nbgrader gave those cells zero, as a serial
+  ``nbgrader autograde`` does. They become the outcome's *notes* (for instance
+  ``2 cells timed out (3 s each)`` or ``kernel died in cell 4: ...``), shown in
+  the progress line and under the summary. A notebook repaired before grading
+  (a list of strings in its metadata, ``bpgrade_repairs``, read back from the
+  autograded notebook) is counted as *repaired*, with what was repaired.
 * **Isolation.** A student whose grading raises (a notebook that is not JSON, a
   kernel that cannot be interrupted) is reported as *failed* with the reason, and
   its worker goes on. A worker that dies (a kernel that kills its parent, the
@@ -26,9 +36,9 @@ How it works
   student's failure touches another's grades: each is its own nbgrader run.
 * **Crash safety.** A student counts as finished only when the journal
   ``.grading/<assignment>/<student>.json`` says so, and the parent writes that
-  file (atomically: write then rename) only after nbgrader returned without
-  error. It records a fingerprint of the submitted files and the gradebook's
-  address. A run that is killed (even with SIGKILL, the whole process group)
+  file (atomically: write then rename) only after nbgrader graded the student
+  (see above: notes or not). It records a fingerprint of the submitted files and
+  the gradebook's address. A run that is killed (even with SIGKILL, the whole process group)
   leaves at worst a half-written ``autograded/<student>/`` folder and a
   half-saved submission in the gradebook, with no journal entry; the next run
   regrades exactly those students with ``--force``, which replaces both. A
@@ -51,7 +61,8 @@ How it works
 
 The assignment must already be in the gradebook (``nbgrader generate_assignment``
 against the same ``db_url`` puts it there); the grader checks that before it starts.
-Exit status: 0 when every submission is graded, 1 when any failed, 2 on bad input.
+Exit status: 0 when every submission is graded (with notes or not), 1 when any
+failed, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -82,6 +94,7 @@ sys.modules.setdefault("rfc3987_syntax", None)
 SQLITE_BUSY_TIMEOUT = 60  # seconds a SQLite writer waits for the lock
 STUDENT_TIMEOUT = 1800  # seconds before a worker stuck on one student is killed
 STATE_DIR = ".grading"
+REPAIRS_KEY = "bpgrade_repairs"  # notebook metadata: what was repaired before grading
 
 
 class GradingError(RuntimeError):
@@ -97,7 +110,8 @@ class Outcome:
     seconds: float = 0.0
     score: float | None = None
     max_score: float | None = None
-    reason: str = ""
+    reason: str = ""  # failed: why; graded: notes (a cell timed out, the kernel died ...)
+    repairs: list[str] = field(default_factory=list)  # what was repaired before grading
 
 
 @dataclass
@@ -111,6 +125,11 @@ class Summary:
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def repaired(self) -> int:
+        """Students graded in this run whose notebook was repaired before grading."""
+        return sum(o.status == "graded" and bool(o.repairs) for o in self.outcomes)
 
     @property
     def per_minute(self) -> float:
@@ -513,26 +532,36 @@ def _nbgrader_app(assignment: str, db_url: str | None):
 
 
 def grade_one(app, assignment: str, student: str) -> Outcome:
-    """Autograde one student in this process, as ``nbgrader autograde --student`` would."""
+    """Autograde one student in this process, as ``nbgrader autograde --student`` would.
+
+    *Graded* when nbgrader's run returned without raising and :func:`_check_graded`
+    finds its result; the ERROR lines logged on the way are the outcome's notes.
+    *Failed* when nbgrader raised (it then removes the autograded notebook itself).
+    """
     from nbgrader.converters import Autograde
 
     journal = Path(app.coursedir.root) / STATE_DIR / assignment
-    start = time.monotonic()
+    start, before = time.monotonic(), _stamps(_autograded(app, assignment, student))
     with _captured_log(app.log, journal / f"{student}.log") as records:
         app.coursedir.student_id = student
-        error = None
+        reason = None
         try:
             Autograde(coursedir=app.coursedir, parent=app).start()
         except (Exception, SystemExit) as exc:  # one student's failure is reported, not raised
-            error = f"{type(exc).__name__}: {exc}"
-        failed = [r for r in records if r.levelno >= logging.ERROR]
-        if error and not failed:
-            failed = [logging.makeLogRecord({"msg": error})]
+            failed = [r for r in records if r.levelno >= logging.ERROR]
+            error = logging.makeLogRecord({"msg": f"{type(exc).__name__}: {exc}"})
+            reason = _reason(failed or [error])
+        else:
+            try:
+                score, max_score, notebooks = _check_graded(app, assignment, student, before)
+            except Exception as exc:  # nbgrader returned, but left no grades behind
+                reason = f"not graded: {type(exc).__name__}: {exc}"
+                app.log.error(reason)
     seconds = time.monotonic() - start
-    if failed:
-        return Outcome(student, "failed", seconds, reason=_reason(failed))
-    score, max_score = _score(app, assignment, student)
-    return Outcome(student, "graded", seconds, score, max_score)
+    if reason is not None:
+        return Outcome(student, "failed", seconds, reason=reason)
+    return Outcome(student, "graded", seconds, score, max_score, reason=_notes(records),
+                   repairs=_repairs(notebooks))
 
 
 @contextlib.contextmanager
@@ -566,12 +595,102 @@ def _reason(records: list[logging.LogRecord]) -> str:
     return first[0] if first else "nbgrader reported an error"
 
 
-def _score(app, assignment: str, student: str) -> tuple[float | None, float | None]:
+def _autograded(app, assignment: str, student: str) -> Path:
+    """The folder of ``student``'s autograded notebooks, as nbgrader lays it out."""
+    return Path(app.coursedir.format_path(app.coursedir.autograded_directory, student,
+                                          assignment))
+
+
+def _stamps(folder: Path) -> dict[Path, tuple[int, int, int]]:
+    """``{notebook: (inode, mtime in ns, size)}`` of the ``.ipynb`` files in ``folder``."""
+    stamps = {}
+    for path in folder.glob("*.ipynb"):
+        with contextlib.suppress(OSError):
+            st = path.stat()
+            stamps[path] = (st.st_ino, st.st_mtime_ns, st.st_size)
+    return stamps
+
+
+def _check_graded(app, assignment: str, student: str,
+                  before: dict[Path, tuple[int, int, int]]
+                  ) -> tuple[float, float, list[Path]]:
+    """``(score, max_score, autograded notebooks)`` of what nbgrader just graded.
+
+    Raises if the gradebook has no submission of ``student``, or if a notebook of
+    the assignment has no submitted notebook in it, or no autograded file other
+    than the one that was there ``before`` (see :func:`_stamps`).
+    """
     from nbgrader.api import Gradebook
 
+    folder = _autograded(app, assignment, student)
     with Gradebook(app.coursedir.db_url, app.coursedir.course_id) as gb:
         submission = gb.find_submission(assignment, student)
-        return float(submission.score), float(submission.max_score)
+        names = [nb.name for nb in gb.find_assignment(assignment).notebooks]
+        for name in names:
+            gb.find_submission_notebook(name, assignment, student)
+        score, max_score = float(submission.score), float(submission.max_score)
+    notebooks = [folder / f"{name}.ipynb" for name in names]
+    after = _stamps(folder)
+    for path in notebooks:
+        if path not in after or after[path] == before.get(path):
+            raise GradingError(f"nbgrader wrote no autograded notebook {path}")
+    return score, max_score, notebooks
+
+
+_TIMEOUT = re.compile(r"Timeout waiting for execute reply \((\d+)s\)")
+_NOISE = ("Interrupting kernel",)  # nbclient's ERROR line after every timeout
+
+
+def _notes(records: list[logging.LogRecord]) -> str:
+    """Why a graded submission lost cells, in a few words, from nbgrader's log.
+
+    Its ERROR lines (nbclient's timeouts, a dead kernel, anything else) and the
+    sandbox's "kernel died in cell N: <why>" warning; "" when there are none.
+    """
+    timeouts: list[str] = []
+    died: list[str] = []
+    other: list[str] = []
+    dead_kernel = False
+    for record in records:
+        message = record.getMessage().strip()
+        first = message.splitlines()[0].strip() if message else ""
+        if record.levelno == logging.WARNING and first.lower().startswith("kernel died"):
+            died.append(first)
+        elif record.levelno < logging.ERROR or not first or first.startswith(_NOISE):
+            continue
+        elif match := _TIMEOUT.search(first):
+            timeouts.append(match.group(1))
+        elif first.startswith("Kernel died"):
+            dead_kernel = True
+        elif first[:160] not in other:
+            other.append(first[:160])
+    notes = []
+    if timeouts:
+        limits = sorted(set(timeouts), key=int)
+        limit = ", ".join(f"{t} s" for t in limits)
+        each = " each" if len(timeouts) > 1 and len(limits) == 1 else ""
+        cells = "a cell" if len(timeouts) == 1 else f"{len(timeouts)} cells"
+        notes.append(f"{cells} timed out ({limit}{each})")
+    notes += died or (["the kernel died"] if dead_kernel else [])
+    return "; ".join(notes + other)
+
+
+def _repairs(notebooks: list[Path]) -> list[str]:
+    """The ``bpgrade_repairs`` metadata of the autograded notebooks (what was repaired
+    before grading), notebook by notebook; [] when none has any."""
+    repairs: list[str] = []
+    for path in notebooks:
+        try:
+            metadata = json.loads(path.read_text()).get("metadata", {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        found = metadata.get(REPAIRS_KEY) if isinstance(metadata, dict) else None
+        if isinstance(found, str):
+            found = [found]
+        if isinstance(found, list):
+            prefix = f"{path.stem}: " if len(notebooks) > 1 else ""
+            repairs += [prefix + str(r) for r in found]
+    return repairs
 
 
 # ------------------------------------------------------------------------- the class
@@ -652,17 +771,30 @@ def _progress_line(o: Outcome, done: int, total: int, width: int) -> str:
     score = f"{o.score:g}/{o.max_score:g}" if o.score is not None else "-"
     text = (f"[{done:>{len(str(total))}}/{total}] {o.status:<7} {o.student:<{width}} "
             f"{score:>9} {o.seconds:6.1f} s")
-    return text + (f"  {o.reason}" if o.status == "failed" else "")
+    notes = [o.reason] if o.reason and o.status != "skipped" else []
+    if o.repairs:
+        notes.append(f"repaired ({len(o.repairs)}): {'; '.join(o.repairs)}")
+    return text + "".join(f"  {n}" for n in notes)
 
 
 def summary_table(summary: Summary) -> str:
-    """The run in a few lines: graded, failed, skipped, time, submissions per minute."""
+    """The run in a few lines: graded, failed, repaired, skipped, time, submissions
+    per minute; then the notes of graded students, the repairs and the failures."""
     rows = [("graded", summary.count("graded")), ("failed", summary.count("failed")),
-            ("skipped", summary.count("skipped")), ("workers", summary.jobs),
-            ("wall time", f"{summary.seconds:.1f} s"),
+            ("repaired", summary.repaired), ("skipped", summary.count("skipped")),
+            ("workers", summary.jobs), ("wall time", f"{summary.seconds:.1f} s"),
             ("per minute", f"{summary.per_minute:.1f} submissions")]
     lines = [f"autograde {summary.assignment}", "-" * 32]
     lines += [f"{name:<14}{value!s:>18}" for name, value in rows]
+    graded = [o for o in summary.outcomes if o.status == "graded"]
+    noted = [o for o in graded if o.reason]
+    if noted:
+        lines += ["", "graded, with notes (see .grading/<assignment>/<student>.log):"]
+        lines += [f"  {o.student}: {o.reason}" for o in noted]
+    repaired = [o for o in graded if o.repairs]
+    if repaired:
+        lines += ["", "repaired before grading:"]
+        lines += [f"  {o.student}: {'; '.join(o.repairs)}" for o in repaired]
     failed = [o for o in summary.outcomes if o.status == "failed"]
     if failed:
         lines += ["", "failed submissions (see .grading/<assignment>/<student>.log):"]

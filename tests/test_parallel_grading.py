@@ -5,11 +5,18 @@ five well-formed students built from the release by ``tools/samples``
 (correct, blank, two typical mistakes, a second correct one). Copies of it are
 graded by one batched ``nbgrader autograde`` (the reference) and by the parallel
 grader, with and without hostile extras, and with a SIGKILL half-way.
+
+A second course, with a 3 s cell timeout, holds the students whose grading logs
+errors that nbgrader survives (a function that loops forever, a loop at the top of
+a cell, ``os._exit``) and one whose notebook was repaired before grading: the
+parallel grader must report them *graded*, as serial nbgrader grades them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import shutil
 import signal
@@ -22,6 +29,7 @@ import nbformat
 import pytest
 
 from bpgrade import pool as grading
+from bpgrade.course import make_course
 from tools import grade_demo
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +86,65 @@ def journal_entries(root: Path) -> set[str]:
     return {p.stem for p in (root / grading.STATE_DIR / ASSIGNMENT).glob("*.json")}
 
 
+def journal_record(root: Path, student: str) -> dict:
+    return json.loads((root / grading.STATE_DIR / ASSIGNMENT / f"{student}.json").read_text())
+
+
+CELL_TIMEOUT = "c.Execute.timeout = 3  # seconds: the looping students stay cheap"
+REPAIRS_KEY = "bpgrade_repairs"  # notebook metadata that bpgrade.repair writes
+REPAIRS = ["restored the deleted test cell test_adam_update"]  # as bpgrade.repair writes them
+
+
+def survivors_course(dest: Path):
+    """A course whose cells time out after 3 s, with ``ASSIGNMENT`` released and four
+    students whose grading logs errors that nbgrader survives, or a repair.
+
+    ``loops_in_function``: the first solution's function loops forever when called
+    (``tools/samples/never_ending/in_function.py``); ``loops_top_level``: the last
+    solution cell starts with an infinite loop (``never_ending/top_level.py``);
+    ``os_exit``: the first solution cell kills its kernel (``tests/hostile/os_exit.cell``);
+    ``repaired``: the correct notebook with a test cell's points changed, which the
+    course's ``RepairNotebook`` repairs and lists in the notebook's ``bpgrade_repairs``
+    metadata; the submission also carries a planted list of its own, which that
+    step replaces (without it, the planted list is what nbgrader keeps).
+    """
+    course = make_course(dest, [ASSIGNMENT], ROOT, extra_config=CELL_TIMEOUT)
+    course.nbgrader("release", "generate_assignment", ASSIGNMENT, "--force")
+    corpus = grade_demo.corpus
+    source = nbformat.read(dest / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    release = nbformat.read(dest / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    never_ending = corpus.HERE / "never_ending"
+
+    def variant(edit):
+        nb = corpus.correct_notebook(source, release)
+        answers = list(corpus.solution_cells(nb).values())
+        edit(nb, answers[0], answers[-1])
+        return nb
+
+    def loop_in_function(nb, first, last):
+        stub = corpus.solution_cells(release)[first.metadata.nbgrader.grade_id].source
+        first.source = corpus.fill_stubs(stub, [(never_ending / "in_function.py").read_text()])
+
+    def loop_top_level(nb, first, last):
+        last.source = (never_ending / "top_level.py").read_text() + "\n" + last.source
+
+    def os_exit(nb, first, last):
+        hostile = (ROOT / "tests" / "hostile" / "os_exit.cell").read_text()
+        first.source = hostile.split("# %% cell:", 1)[1].split("\n", 1)[1].strip()
+        assert "os._exit" in first.source
+
+    def repaired(nb, first, last):
+        test = next(iter(corpus.test_cells(nb).values()))
+        test.metadata.nbgrader["points"] = 300
+        nb.metadata[REPAIRS_KEY] = REPAIRS
+
+    for name, edit in [("loops_in_function", loop_in_function),
+                       ("loops_top_level", loop_top_level), ("os_exit", os_exit),
+                       ("repaired", repaired)]:
+        submit(dest, name, variant(edit))
+    return course.root
+
+
 # ------------------------------------------------------------------------------ fixtures
 
 
@@ -114,7 +181,61 @@ def parallel_run(template, tmp_path_factory):
     return root, summary, lines
 
 
+@pytest.fixture(scope="session")
+def survivors(tmp_path_factory):
+    """:func:`survivors_course` graded three ways: serial ``nbgrader autograde``
+    (the reference), the grader's CLI on two workers, and the grader once more.
+
+    Returns ``(serial root, serial statuses, parallel root, CLI exit status, CLI
+    output, summary of the second run)``.
+    """
+    template = survivors_course(tmp_path_factory.mktemp("survivors") / "course")
+    serial = copy_course((template,), tmp_path_factory, "survivors-serial")
+    grade_demo.Course(serial, [ASSIGNMENT]).nbgrader("autograde", "autograde", ASSIGNMENT)
+    statuses = {s: "graded" if (serial / "autograded" / s / ASSIGNMENT
+                                / f"{ASSIGNMENT}.ipynb").is_file() else "failed"
+                for s in grading.submitted_students(serial, ASSIGNMENT)}
+    root = copy_course((template,), tmp_path_factory, "survivors-parallel")
+    proc = run_cli(root, "--jobs", "2")
+    out, _ = proc.communicate(timeout=600)
+    rerun = grading.grade_class(root, ASSIGNMENT, jobs=2, progress=lambda s: None)
+    return serial, statuses, root, proc.returncode, out, rerun
+
+
 # --------------------------------------------------------------------------- fast units
+
+
+def _record(level: int, msg: str) -> logging.LogRecord:
+    return logging.makeLogRecord({"levelno": level, "levelname": logging.getLevelName(level),
+                                  "msg": msg})
+
+
+def test_the_notes_of_a_graded_student_say_which_cells_timed_out_and_why_the_kernel_died():
+    timeout = [_record(logging.ERROR, "Timeout waiting for execute reply (3s)."),
+               _record(logging.ERROR, "Interrupting kernel")]
+    assert grading._notes(timeout) == "a cell timed out (3 s)"
+    assert grading._notes(timeout * 3) == "3 cells timed out (3 s each)"
+    died = [_record(logging.ERROR, "Kernel died while waiting for execute reply."),
+            _record(logging.WARNING, "kernel died in cell 4: the kernel was killed (memory)")]
+    assert grading._notes(died) == "kernel died in cell 4: the kernel was killed (memory)"
+    assert grading._notes(died[:1]) == "the kernel died"
+    checksum = _record(logging.WARNING, "Attribute 'checksum' for cell x has changed!")
+    assert grading._notes([checksum, _record(logging.INFO, "Writing 1 bytes")]) == ""
+
+
+def test_the_progress_line_and_the_summary_show_notes_and_repairs_beside_the_counts():
+    noted = grading.Outcome("ana", "graded", 4.0, 9, 13, reason="a cell timed out (3 s)")
+    fixed = grading.Outcome("ben", "graded", 1.0, 13, 13, repairs=REPAIRS)
+    failed = grading.Outcome("eve", "failed", 0.4, reason="NotJSONError: not JSON")
+    line = grading._progress_line(noted, 1, 3, 3)
+    assert "graded" in line and line.endswith("  a cell timed out (3 s)"), line
+    assert grading._progress_line(fixed, 2, 3, 3).endswith(f"  repaired (1): {REPAIRS[0]}")
+    summary = grading.Summary(ASSIGNMENT, 2, [noted, fixed, failed], seconds=6.0)
+    table = grading.summary_table(summary)
+    assert f"graded{2:>26}" in table and f"failed{1:>26}" in table, table
+    assert f"repaired{1:>24}" in table, table
+    assert "  ana: a cell timed out (3 s)" in table and f"  ben: {REPAIRS[0]}" in table
+    assert "  eve: NotJSONError: not JSON" in table
 
 
 def test_a_sqlite_gradebook_gets_a_busy_timeout_and_other_databases_are_untouched():
@@ -239,6 +360,50 @@ def test_the_summary_counts_graded_failed_and_skipped_and_gives_the_rate(paralle
     assert f"graded{summary.count('graded'):>26}" in table
     assert "per minute" in table and "not_a_notebook" in table
     assert summary.per_minute == pytest.approx(60 * 7 / summary.seconds)
+
+
+@pytest.mark.slow
+def test_students_whose_cells_time_out_or_whose_kernel_dies_are_graded_as_by_serial_nbgrader(
+        survivors):
+    serial, serial_statuses, root, returncode, out, _ = survivors
+    assert returncode == 0, out
+    assert set(serial_statuses) == {"loops_in_function", "loops_top_level", "os_exit",
+                                    "repaired"}
+    statuses = {s: journal_record(root, s)["status"] for s in journal_entries(root)}
+    assert statuses == serial_statuses == dict.fromkeys(serial_statuses, "graded"), out
+    assert (grading.gradebook_scores(root, ASSIGNMENT)
+            == grading.gradebook_scores(serial, ASSIGNMENT)), out
+    notes = {s: journal_record(root, s)["reason"] for s in statuses}
+    assert "timed out (3 s" in notes["loops_in_function"], notes
+    assert "timed out (3 s" in notes["loops_top_level"], notes
+    assert "kernel died" in notes["os_exit"], notes
+    assert notes["repaired"] == "", notes
+    for student, note in notes.items():
+        (line,) = [ln for ln in out.splitlines() if f" {student} " in ln and "graded" in ln]
+        assert line.endswith(note), line
+    assert f"graded{4:>26}" in out and f"failed{0:>26}" in out, out
+
+
+@pytest.mark.slow
+def test_a_repair_written_into_the_notebook_is_counted_beside_graded_and_failed(survivors):
+    _, _, root, _, out, _ = survivors
+    nb = nbformat.read(root / "autograded" / "repaired" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    repairs = nb.metadata.get(REPAIRS_KEY)
+    assert repairs and isinstance(repairs, list), "no bpgrade_repairs in the autograded notebook"
+    assert journal_record(root, "repaired")["repairs"] == repairs
+    assert all(journal_record(root, s)["repairs"] == [] for s in journal_entries(root)
+               if s != "repaired")
+    assert f"repaired{1:>24}" in out, out
+    (line,) = [ln for ln in out.splitlines() if " repaired " in ln and "graded" in ln]
+    assert f"repaired ({len(repairs)}): {'; '.join(repairs)}" in line, line
+
+
+@pytest.mark.slow
+def test_students_graded_despite_errors_are_journaled_and_a_rerun_grades_nobody(survivors):
+    _, serial_statuses, root, _, _, rerun = survivors
+    assert journal_entries(root) == set(serial_statuses)
+    assert rerun.count("skipped") == len(serial_statuses)
+    assert rerun.count("graded") == rerun.count("failed") == 0
 
 
 @pytest.mark.slow
