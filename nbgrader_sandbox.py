@@ -12,7 +12,9 @@ Loaded by ``nbgrader_config.py`` (``load_subconfig``), so that plain
 * before execution, CheckIntegrity refuses student cells that rebind module
   attributes or use bplib's reference of a function the student must write
   (what the exercise asks for is read from its source notebook in ``solutions/``);
-* deleted test cells are put back from the instructor's copy.
+* deleted test cells are put back from the instructor's copy;
+* first of all, RepairNotebook repairs nbgrader metadata that does not match the
+  gradebook (bpgrade/repair.py), so such a notebook is graded instead of failing.
 
 Without bubblewrap (or user namespaces) autograde logs
 ``WARNING: NO SANDBOX for student code (...)`` and goes on with the limits only.
@@ -25,12 +27,16 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
     IgnorePattern,
     LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
     SaveAutoGrades,
 )
 
-from bpgrade.nbgrader_plugins import CheckIntegrity, SandboxedExecute
+from bpgrade.nbgrader_plugins import CheckIntegrity, RepairNotebook, SandboxedExecute
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
 
@@ -44,6 +50,25 @@ c.SandboxedExecute.max_output_bytes = 1024**2  # output kept per cell; the cell 
 c.SandboxedExecute.notebook_time_limit = 300  # wall seconds per notebook, all cells together
 # Set to True to refuse grading where bubblewrap cannot run (instead of a warning).
 c.SandboxedExecute.require_sandbox = False
+# The budget of the whole sandbox (every process of the kernel together), enforced by a
+# cgroup per kernel (v2, else v1); the per-process memory_limit above is a second line.
+c.SandboxedExecute.memory_budget = 2 * 1024**3  # bytes of memory, all processes together
+c.SandboxedExecute.max_tasks = 256  # processes and threads, all together
+c.SandboxedExecute.tmp_size = 256 * 1024**2  # bytes the private /tmp holds (a tmpfs)
+# Set to True to refuse grading where no cgroup can hold the budget (instead of a warning).
+c.SandboxedExecute.require_budget = False
+
+# Before nbgrader's own sanitizing: a submission whose nbgrader metadata does not match
+# the gradebook (an extra graded cell, a solution cell marked graded, a pasted copy of a
+# test cell, metadata an editor dropped) is repaired, not failed (bpgrade/repair.py).
+c.Autograde.sanitize_preprocessors = [
+    RepairNotebook,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
 
 c.Autograde.autograde_preprocessors = [
     CheckIntegrity,  # before execution: refused cells are replaced by a raise

@@ -5,9 +5,13 @@
 install-kernel --sys-prefix``) starts ``ipykernel`` under bubblewrap: read-only
 system, no network, private ``/tmp``, private process tree (every process dies with
 the kernel), and of the course root only the submission's own folder (read-only),
-the venv and the two packages ``bplib`` and ``bpgrade`` (read-only). Memory
-(``RLIMIT_AS``), CPU time and file size are limited. Without bubblewrap it prints a
-warning and starts the kernel with the limits only.
+the venv and the two packages ``bplib`` and ``bpgrade`` (read-only), a ``/tmp`` of
+at most ``tmp_size`` bytes. The whole sandbox has a budget: the launcher puts the
+kernel in a cgroup of its own (v2, else v1: :class:`Cgroup`) that caps the memory of
+all its processes together and their number, and removes it (killing what is left)
+when the kernel ends. Per process, memory (``RLIMIT_AS``), CPU time and file size
+are limited too. Without bubblewrap, or without a writable cgroup, it prints a
+warning and starts the kernel with what is left.
 
 Standard library only: the launcher runs outside the sandbox, before any student
 code, and must not import what a submission could shadow (``-P`` keeps the
@@ -26,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +41,19 @@ ENV_CPU = "BPGRADE_SANDBOX_CPU"
 ENV_FSIZE = "BPGRADE_SANDBOX_FSIZE"
 ENV_OUTPUT = "BPGRADE_SANDBOX_OUTPUT"  # characters a cell may print
 ENV_OFF = "BPGRADE_SANDBOX_OFF"  # tests only: force the unsandboxed path
+ENV_BUDGET = "BPGRADE_SANDBOX_BUDGET"  # bytes of memory over all the kernel's processes
+ENV_TASKS = "BPGRADE_SANDBOX_TASKS"  # processes and threads of the kernel, all together
+ENV_TMP = "BPGRADE_SANDBOX_TMP"  # bytes the private /tmp holds
+ENV_REQUIRE_BUDGET = "BPGRADE_SANDBOX_REQUIRE_BUDGET"  # refuse to start without a budget
 GIB, MIB = 1024**3, 1024**2
+HIDE_SIZE = 1024 * 1024  # the tmpfs that hide a folder: room for mount points only
 LOG_CAP = 64 * 1024  # bytes of the kernel's own stdout/stderr passed on to nbgrader's log
 WARNING = "WARNING: NO SANDBOX for student code ({}): it runs with resource limits only"
+BUDGET_ON = ("bpgrade sandbox: whole-sandbox budget by {mechanism}: {memory} of memory over "
+             "all the kernel's processes, {tasks} processes/threads, /tmp {tmp}")
+BUDGET_WARNING = ("WARNING: NO BUDGET for the whole sandbox ({}): only per-process limits "
+                  "apply (memory per process, not summed; no limit on the number of "
+                  "processes)")
 # ipykernel's entry point without its debugger: importing debugpy costs about 0.1 s of
 # CPU at every kernel start, and nobody attaches a debugger to a grading kernel.
 KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None; "
@@ -54,22 +69,27 @@ _PASS_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "OPENBLAS_NUM_
 class Limits:
     """Per-kernel resource limits (bytes and seconds; 0 means no limit)."""
 
-    memory: int = 2 * GIB  # RLIMIT_AS of every process of the kernel
+    memory: int = 2 * GIB  # RLIMIT_AS of every process of the kernel (second line)
     cpu: int = 120  # RLIMIT_CPU, seconds of CPU per process
     file_size: int = 64 * MIB  # RLIMIT_FSIZE, the largest file a process may write
+    memory_budget: int = 2 * GIB  # memory of all the kernel's processes (cgroup)
+    max_tasks: int = 256  # processes and threads of the kernel, all together (cgroup)
+    tmp_size: int = 256 * MIB  # size of the private /tmp (bwrap --size)
+
+    _ENV = ((ENV_MEMORY, "memory"), (ENV_CPU, "cpu"), (ENV_FSIZE, "file_size"),
+            (ENV_BUDGET, "memory_budget"), (ENV_TASKS, "max_tasks"), (ENV_TMP, "tmp_size"))
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Limits:
-        """Limits from ``BPGRADE_SANDBOX_MEMORY/CPU/FSIZE``, defaults where unset."""
+        """Limits from ``BPGRADE_SANDBOX_MEMORY/CPU/FSIZE/BUDGET/TASKS/TMP``, defaults
+        where unset."""
         env = os.environ if env is None else env
         d = cls()
-        return cls(int(env.get(ENV_MEMORY, d.memory)), int(env.get(ENV_CPU, d.cpu)),
-                   int(env.get(ENV_FSIZE, d.file_size)))
+        return cls(**{field: int(env.get(name, getattr(d, field))) for name, field in cls._ENV})
 
     def as_env(self) -> dict[str, str]:
         """The environment variables that :meth:`from_env` reads."""
-        return {ENV_MEMORY: str(self.memory), ENV_CPU: str(self.cpu),
-                ENV_FSIZE: str(self.file_size)}
+        return {name: str(getattr(self, field)) for name, field in self._ENV}
 
     def apply(self) -> None:
         """Set the limits on this process (inherited by its children)."""
@@ -90,6 +110,357 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
     except OSError:
         pass
+
+
+# ---------------------------------------------------------------------------- budget
+
+
+class BudgetUnavailable(RuntimeError):
+    """No cgroup the launcher can create and limit here (the message says why)."""
+
+
+def _size(n: int) -> str:
+    """``2 GiB``, ``256 MiB``, ``1.5 GiB``: sizes as the reasons word them."""
+    for unit, name in ((GIB, "GiB"), (MIB, "MiB"), (1024, "KiB")):
+        if n >= unit:
+            return f"{n / unit:g} {name}"
+    return f"{n} bytes"
+
+
+def budget_messages(limits: Limits) -> dict[str, str]:
+    """The one-line reasons a student reads when the kernel reaches a whole-sandbox limit."""
+    return {
+        "memory": (f"your code used more than {_size(limits.memory_budget)} in total across "
+                   "its processes (the sandbox's memory budget): the system killed one of "
+                   "them"),
+        "tasks": (f"your code started more than {limits.max_tasks} processes/threads (the "
+                  "sandbox's limit; the next one was refused: Resource temporarily "
+                  "unavailable)"),
+        "tmp": f"/tmp is full: the sandbox's /tmp holds at most {_size(limits.tmp_size)}",
+    }
+
+
+def _cgroup_mounts() -> dict[str, tuple[Path, str]]:
+    """``{"memory": (mount point, root), "pids": ..., "unified": ...}`` from
+    ``/proc/self/mountinfo`` (cgroup v1 hierarchies by controller, ``unified`` for v2)."""
+    mounts: dict[str, tuple[Path, str]] = {}
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return mounts
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, tail = left.split(), right.split()
+        if len(fields) < 5 or len(tail) < 3:
+            continue
+        root, point = fields[3], Path(fields[4].replace("\\040", " "))
+        if tail[0] == "cgroup2":
+            mounts.setdefault("unified", (point, root))
+        elif tail[0] == "cgroup":
+            for option in tail[2].split(","):
+                if option in ("memory", "pids"):
+                    mounts.setdefault(option, (point, root))
+    return mounts
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's cgroup paths: ``{"memory": ..., "pids": ..., "unified": ...}``."""
+    own: dict[str, str] = {}
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return own
+    for line in lines:
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and controllers == "":
+            own["unified"] = path
+        for name in controllers.split(","):
+            if name in ("memory", "pids"):
+                own[name] = path
+    return own
+
+
+def _folder(mounts, own, key: str) -> Path | None:
+    if key not in mounts or key not in own:
+        return None
+    point, root = mounts[key]
+    path = own[key]
+    if root != "/" and (path == root or path.startswith(root.rstrip("/") + "/")):
+        path = path[len(root.rstrip("/")):]
+    elif root != "/":
+        return None
+    return point / path.lstrip("/")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _write(path: Path, value: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(value)
+
+
+def _keyed(text: str) -> dict[str, int]:
+    out = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().isdigit():
+            out[key] = int(value)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+@dataclass
+class Cgroup:
+    """The per-kernel cgroup: the whole sandbox's memory and number of tasks.
+
+    ``version`` 2: one folder of a delegated cgroup v2 subtree (``memory.max``,
+    ``memory.swap.max``, ``pids.max``). ``version`` 1: a folder in the ``memory``
+    hierarchy (``memory.limit_in_bytes``, and ``memory.memsw.limit_in_bytes`` where
+    swap is accounted) and one in the ``pids`` hierarchy (``pids.max``).
+    """
+
+    version: int
+    folders: dict[str, str]  # controller ("memory", "pids", "unified") -> folder
+
+    PREFIX = "bpgrade-"
+
+    @property
+    def mechanism(self) -> str:
+        return f"cgroup v{self.version}"
+
+    def paths(self) -> list[Path]:
+        return [Path(p) for p in dict.fromkeys(self.folders.values())]
+
+    @classmethod
+    def create(cls, memory: int, tasks: int, name: str | None = None) -> Cgroup:
+        """Create and limit a new cgroup beside or below this process's own.
+
+        Raises :class:`BudgetUnavailable` (with the reason) where there is none to make.
+        """
+        name = cls.PREFIX + (name or f"{os.getpid()}-{os.urandom(3).hex()}")
+        mounts, own = _cgroup_mounts(), _own_cgroups()
+        problems = []
+        base = _folder(mounts, own, "unified")
+        if base is not None:
+            for parent in (base, base.parent):  # a leaf has no processes only at the root
+                enabled = _read(parent / "cgroup.subtree_control").split()
+                if {"memory", "pids"} <= set(enabled) and _inside(parent, mounts["unified"][0]):
+                    try:
+                        return cls._make(2, {"unified": parent / name}, memory, tasks)
+                    except OSError as exc:
+                        problems.append(f"cgroup v2 {parent}: {exc.strerror or exc}")
+                        break
+            else:
+                problems.append("cgroup v2: memory and pids are not delegated to "
+                                f"{base} or its parent")
+        mem, pids = _folder(mounts, own, "memory"), _folder(mounts, own, "pids")
+        if mem is not None and pids is not None:
+            try:
+                return cls._make(1, {"memory": mem / name, "pids": pids / name}, memory, tasks)
+            except OSError as exc:
+                problems.append(f"cgroup v1 {mem}, {pids}: {exc.strerror or exc}")
+        else:
+            problems.append("cgroup v1: no " + " and no ".join(
+                k for k, v in (("memory", mem), ("pids", pids)) if v is None) + " hierarchy")
+        raise BudgetUnavailable("; ".join(problems))
+
+    @classmethod
+    def _make(cls, version: int, folders: dict[str, Path], memory: int, tasks: int) -> Cgroup:
+        for folder in dict.fromkeys(folders.values()):
+            _sweep_stale(folder.parent)
+        group = cls(version, {k: str(v) for k, v in folders.items()})
+        try:
+            for folder in group.paths():
+                folder.mkdir()
+            if version == 2:
+                d = Path(group.folders["unified"])
+                if memory:
+                    _write(d / "memory.max", str(memory))
+                    if (d / "memory.swap.max").exists():
+                        _write(d / "memory.swap.max", "0")
+                if tasks:
+                    _write(d / "pids.max", str(tasks))
+            else:
+                m, p = Path(group.folders["memory"]), Path(group.folders["pids"])
+                if memory:
+                    _write(m / "memory.limit_in_bytes", str(memory))
+                    if (m / "memory.memsw.limit_in_bytes").exists():  # swap counts too
+                        _write(m / "memory.memsw.limit_in_bytes", str(memory))
+                    else:
+                        try:
+                            _write(m / "memory.swappiness", "0")
+                        except OSError:
+                            pass
+                if tasks:
+                    _write(p / "pids.max", str(tasks))
+        except OSError:
+            group.remove()
+            raise
+        return group
+
+    def add(self, pid: int = 0) -> None:
+        """Move a process (default: this one) into the group. Call it in the child,
+        before ``exec``: everything it starts afterwards is in the group too."""
+        for folder in self.paths():
+            _write(folder / "cgroup.procs", str(pid or os.getpid()))
+
+    def pids(self) -> set[int]:
+        found: set[int] = set()
+        for folder in self.paths():
+            found |= {int(p) for p in _read(folder / "cgroup.procs").split() if p.isdigit()}
+        return found
+
+    def events(self) -> dict[str, int]:
+        """``oom_kill`` (processes the memory limit killed), ``memory_max`` (times the
+        limit was hit), ``tasks_max`` (fork/clone refused by the task limit), ``peak``."""
+        if self.version == 2:
+            d = Path(self.folders["unified"])
+            mem, pids = _keyed(_read(d / "memory.events")), _keyed(_read(d / "pids.events"))
+            peak = _read(d / "memory.peak").strip()
+            return {"oom_kill": mem.get("oom_kill", 0), "memory_max": mem.get("max", 0),
+                    "tasks_max": pids.get("max", 0), "peak": int(peak) if peak.isdigit() else 0}
+        m, p = Path(self.folders["memory"]), Path(self.folders["pids"])
+        oom = _keyed(_read(m / "memory.oom_control"))
+        failcnt = _read(m / "memory.failcnt").strip()
+        peak = _read(m / "memory.max_usage_in_bytes").strip()
+        out = {"memory_max": int(failcnt) if failcnt.isdigit() else 0,
+               "tasks_max": _keyed(_read(p / "pids.events")).get("max", 0),
+               "peak": int(peak) if peak.isdigit() else 0}
+        # Linux < 4.13 has no oom_kill count: then an OOM is "under_oom" or a failure
+        out["oom_kill"] = oom.get("oom_kill", oom.get("under_oom", 0))
+        return out
+
+    def kill(self, timeout: float = 5.0) -> bool:
+        """SIGKILL every process in the group until it is empty; ``True`` if it is."""
+        end = time.monotonic() + timeout
+        unified = Path(self.folders.get("unified", "/nonexistent")) / "cgroup.kill"
+        while True:
+            pids = self.pids()
+            if not pids:
+                return True
+            if unified.exists():
+                try:
+                    _write(unified, "1")
+                except OSError:
+                    pass
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+
+    def remove(self, timeout: float = 5.0) -> bool:
+        """Kill what is left in the group, then remove its folders; ``True`` if gone."""
+        self.kill(timeout)
+        end, gone = time.monotonic() + timeout, True
+        for folder in self.paths():
+            while folder.exists():
+                try:
+                    folder.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > end:
+                        gone = False
+                        break
+                    self.kill(0.1)
+                    time.sleep(0.01)
+        return gone
+
+    def as_dict(self) -> dict:
+        return {"version": self.version, "folders": self.folders}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Cgroup | None:
+        """A group described by :meth:`as_dict`; ``None`` if it is not a bpgrade
+        group under ``/sys/fs/cgroup`` (the file it came from is only half trusted)."""
+        try:
+            version, folders = int(data["version"]), dict(data["folders"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        for value in folders.values():
+            p = Path(str(value))
+            if (not p.is_absolute() or ".." in p.parts or not p.name.startswith(cls.PREFIX)
+                    or not _inside(p, Path("/sys/fs/cgroup"))):
+                return None
+        keys = {"unified"} if version == 2 else {"memory", "pids"}
+        return cls(version, {k: str(v) for k, v in folders.items()}) \
+            if set(folders) == keys else None
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Remove the groups of launchers that died without removing theirs (a launcher
+    killed with SIGKILL, as jupyter_client's immediate shutdown does)."""
+    try:
+        children = list(parent.iterdir())
+    except OSError:
+        return
+    for child in children:
+        pid = child.name[len(Cgroup.PREFIX):].split("-")[0]
+        if child.name.startswith(Cgroup.PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            if not _read(child / "cgroup.procs").split():
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass
+
+
+def budget_problem() -> tuple[str | None, str | None]:
+    """``(mechanism, None)`` where the launcher can give a kernel a whole-sandbox budget
+    (``"cgroup v2"`` or ``"cgroup v1"``), else ``(None, why not)``. Creates and removes
+    a group to find out."""
+    try:
+        group = Cgroup.create(0, 0)
+    except BudgetUnavailable as exc:
+        return None, str(exc)
+    group.remove()
+    return group.mechanism, None
+
+
+def budget_file(connection_file: str | Path) -> Path:
+    """Where the launcher says which group the kernel is in and, once the kernel has
+    ended, what it reached (``kernel.json`` -> ``kernel.budget.json``)."""
+    return Path(connection_file).with_suffix(".budget.json")
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Write ``path`` afresh: whatever the kernel left there (a symlink, a file) is
+    replaced, never followed."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def read_budget_file(path: Path) -> dict:
+    """The launcher's budget file, ``{}`` if missing or unreadable."""
+    try:
+        if path.is_symlink() or path.stat().st_size > 65536:
+            return {}
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # ---------------------------------------------------------------------------- bubblewrap
@@ -159,20 +530,23 @@ def hidden_folders(course_root: Path | None, packages: list[Path]) -> list[Path]
 def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
                   course_root: Path | None, prefix: Path | None = None,
                   packages: list[Path] | None = None,
-                  env: dict[str, str] | None = None) -> list[str]:
+                  env: dict[str, str] | None = None, tmp_size: int = 0) -> list[str]:
     """The ``bwrap`` command line that runs ``kernel`` in the sandbox.
 
     Order matters: the tmpfs mounts hide folders, the binds after them re-expose
     the venv (``prefix``), ``bplib`` and ``bpgrade`` (``packages``), the connection folder
     (``runtime_dir``, read-write: the kernel's sockets) and ``workdir`` (read-only).
+    ``tmp_size`` caps the private ``/tmp`` (``--size``, which applies to the next
+    ``--tmpfs``); the tmpfs that only hide folders get ``HIDE_SIZE``.
     """
     prefix = Path(prefix or sys.prefix)
     packages = [Path(p) for p in (packages or package_dirs())]
     env = os.environ if env is None else env
     cmd = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev",
-           "--proc", "/proc", "--tmpfs", tempfile.gettempdir()]
+           "--proc", "/proc"]
+    cmd += [*(["--size", str(tmp_size)] if tmp_size else []), "--tmpfs", tempfile.gettempdir()]
     for folder in hidden_folders(course_root, packages):
-        cmd += ["--tmpfs", str(folder)]
+        cmd += [*(["--size", str(HIDE_SIZE)] if tmp_size else []), "--tmpfs", str(folder)]
     for folder in _python_folders(prefix):
         cmd += ["--ro-bind", str(folder), str(folder)]
     for folder in packages:
@@ -180,7 +554,10 @@ def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
     cmd += ["--bind", str(runtime_dir), str(runtime_dir),
             "--ro-bind", str(workdir), str(workdir), "--chdir", str(workdir)]
     cmd += ["--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-pid",
-            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv"]
+            "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--clearenv",
+            # bwrap started by root keeps every capability unless told: with them the
+            # kernel could remount /sys/fs/cgroup and leave its budget
+            "--cap-drop", "ALL"]
     for name in _PASS_ENV:
         if name in env:
             cmd += ["--setenv", name, env[name]]
@@ -241,10 +618,13 @@ def cap_output(limit: int) -> None:
 
 
 def run_kernel(connection_file: str) -> int:
-    """The launcher: start the (sandboxed) kernel, relay a bounded log, return its status.
+    """The launcher: start the (sandboxed) kernel in its own cgroup, relay a bounded log,
+    remove the cgroup, return the kernel's status.
 
     The kernel's own stdout and stderr (not the notebook's outputs, which travel
-    over the kernel protocol) are passed on up to :data:`LOG_CAP` bytes.
+    over the kernel protocol) are passed on up to :data:`LOG_CAP` bytes. Which
+    protection applies is the log's first line. The budget file (:func:`budget_file`)
+    names the group before the kernel starts and holds its counters once it ended.
     """
     workdir = Path.cwd().resolve()
     limits = Limits.from_env()
@@ -256,19 +636,91 @@ def run_kernel(connection_file: str) -> int:
     else:
         cmd = bwrap_command(kernel, workdir=workdir,
                             runtime_dir=Path(connection_file).resolve().parent,
-                            course_root=course_root_of(workdir))
+                            course_root=course_root_of(workdir), tmp_size=limits.tmp_size)
+    group, status_path = _start_budget(limits, connection_file)
+    if group is None and os.environ.get(ENV_REQUIRE_BUDGET):
+        return 3
 
     def child_setup() -> None:
         _die_with_parent()
+        if group is not None:
+            group.add()  # before exec: bwrap and everything it starts are in the group
         limits.apply()
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, preexec_fn=child_setup)  # noqa: PLW1509
+    def start() -> subprocess.Popen:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: PLW1509
+                                stdin=subprocess.DEVNULL, preexec_fn=child_setup)
+
+    try:
+        proc = start()
+    except subprocess.SubprocessError as exc:  # the child could not join its group
+        if group is None:
+            raise
+        group.remove()
+        group = None
+        if os.environ.get(ENV_REQUIRE_BUDGET):
+            print(f"bpgrade sandbox: refusing to start: the kernel could not join its cgroup "
+                  f"({exc})", file=sys.stderr, flush=True)
+            return 3
+        print(BUDGET_WARNING.format(f"the kernel could not join its cgroup: {exc}"),
+              file=sys.stderr, flush=True)
+        _write_new(status_path, json.dumps({"mechanism": None, "problem": str(exc)}))
+        proc = start()
     signal.signal(signal.SIGTERM, lambda *_: proc.kill())
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _relay(proc.stdout, LOG_CAP)
-    rc = proc.wait()
+    try:
+        _relay(proc.stdout, LOG_CAP)
+        rc = proc.wait()
+    finally:
+        if group is not None:
+            group.kill()  # stragglers (and a fork bomb) end here
+            _end_budget(group, status_path, limits)
     return 128 - rc if rc < 0 else rc
+
+
+def _start_budget(limits: Limits, connection_file: str) -> tuple[Cgroup | None, Path]:
+    """Create the kernel's cgroup (or say in the log why there is none)."""
+    path = budget_file(connection_file)
+    group, problem = None, None
+    if not (limits.memory_budget or limits.max_tasks):
+        problem = "no memory budget and no task limit are set"
+    else:
+        try:
+            group = Cgroup.create(limits.memory_budget, limits.max_tasks)
+        except BudgetUnavailable as exc:
+            problem = str(exc)
+    if group is None:
+        if os.environ.get(ENV_REQUIRE_BUDGET):
+            print(f"bpgrade sandbox: refusing to start: no whole-sandbox budget ({problem})",
+                  file=sys.stderr, flush=True)
+        else:
+            print(BUDGET_WARNING.format(problem), file=sys.stderr, flush=True)
+        info = {"mechanism": None, "problem": problem}
+    else:
+        print(BUDGET_ON.format(mechanism=group.mechanism, memory=_size(limits.memory_budget),
+                               tasks=limits.max_tasks, tmp=_size(limits.tmp_size)),
+              file=sys.stderr, flush=True)
+        info = {"mechanism": group.mechanism, "group": group.as_dict()}
+    try:
+        _write_new(path, json.dumps(info))
+    except OSError:
+        pass
+    return group, path
+
+
+def _end_budget(group: Cgroup, path: Path, limits: Limits) -> None:
+    """Record what the kernel reached, then remove its group (it is empty by now)."""
+    events = group.events()
+    group.remove()
+    try:
+        _write_new(path, json.dumps({"mechanism": group.mechanism, "group": group.as_dict(),
+                                     "ended": True, "events": events}))
+    except OSError:
+        pass
+    reasons = budget_messages(limits)
+    for key, reason in (("oom_kill", "memory"), ("tasks_max", "tasks")):
+        if events.get(key):
+            print(f"bpgrade sandbox: {reasons[reason]}", file=sys.stderr, flush=True)
 
 
 def _relay(stream, cap: int) -> None:
@@ -284,8 +736,12 @@ def _relay(stream, cap: int) -> None:
                 out.flush()
 
 
-def death_reason(status: int | None, limits: Limits) -> str:
-    """Words for a kernel's exit status, as :func:`run_kernel` returns it."""
+def death_reason(status: int | None, limits: Limits, events: dict | None = None) -> str:
+    """Words for a kernel's exit status, as :func:`run_kernel` returns it, and for what
+    its cgroup reached (``events``, :meth:`Cgroup.events`) by then."""
+    events = events or {}
+    if events.get("oom_kill"):
+        return budget_messages(limits)["memory"]
     if status is None:
         return "the kernel stopped answering"
     if status == 128 + signal.SIGXCPU:
@@ -295,6 +751,8 @@ def death_reason(status: int | None, limits: Limits) -> str:
                 f"{limits.memory / GIB:g} GiB)")
     if status > 128:
         return f"the kernel was killed by signal {status - 128}"
+    if events.get("tasks_max"):
+        return budget_messages(limits)["tasks"]
     return f"the kernel exited with status {status} (os._exit, sys.exit or a crash?)"
 
 
@@ -345,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
     where = i.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true")
     where.add_argument("--sys-prefix", action="store_true")
-    sub.add_parser("check", help="say whether bubblewrap can sandbox kernels here")
+    sub.add_parser("check", help="say whether bubblewrap can sandbox kernels here, and "
+                   "which cgroup holds their budget")
     args = parser.parse_args(argv)
     if args.command == "kernel":
         return run_kernel(args.connection_file)
@@ -355,6 +814,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     problem = bwrap_problem()
     print(f"sandbox: {'unavailable: ' + problem if problem else 'bubblewrap works'}")
+    mechanism, why_not = budget_problem()
+    print(f"budget of the whole sandbox: {mechanism or 'unavailable: ' + str(why_not)}")
     return 1 if problem else 0
 
 

@@ -57,18 +57,26 @@ from .integrity import (
     replacement_source,
 )
 from .kernel import (
+    BUDGET_WARNING,
     ENV_OUTPUT,
+    ENV_REQUIRE_BUDGET,
     ENV_ROOT,
     GIB,
     KERNEL_NAME,
     MIB,
     WARNING,
+    Cgroup,
     Limits,
+    budget_file,
+    budget_messages,
+    budget_problem,
     bwrap_problem,
     death_reason,
+    read_budget_file,
 )
 
-__all__ = ["CheckIntegrity", "HideHiddenTests", "SandboxedExecute", "strip_hidden_region"]
+__all__ = ["CheckIntegrity", "HideHiddenTests", "RepairNotebook", "SandboxedExecute",
+           "strip_hidden_region"]
 
 HIDDEN_NOTE = "# (hidden tests: not shown in the feedback; their result is below)"
 
@@ -141,7 +149,8 @@ class HideHiddenTests(NbGraderPreprocessor):
     """Remove the hidden tests' source from notebooks before feedback is rendered.
 
     Register it in ``c.GenerateFeedback.preprocessors`` after ``GetGrades`` and
-    before ``CSSHTMLHeaderPreprocessor``.
+    before ``CSSHTMLHeaderPreprocessor``. It also lists, at the top, what
+    :class:`RepairNotebook` repaired before grading (:func:`add_repair_note`).
     """
 
     begin_test_delimeter = Unicode(
@@ -166,6 +175,13 @@ class HideHiddenTests(NbGraderPreprocessor):
                 if output.output_type == "error":
                     _short_traceback(output)
         return cell, resources
+
+    def preprocess(self, nb, resources):
+        """Strip every cell, then list the repairs autograde made at the top
+        (:func:`add_repair_note`)."""
+        nb, resources = super().preprocess(nb, resources)
+        add_repair_note(nb)
+        return nb, resources
 
 
 # ---------------------------------------------------------------------------- execution
@@ -224,7 +240,9 @@ class SandboxedExecute(Execute):
     """nbgrader's ``Execute`` in the ``bpgrade-sandbox`` kernel, with limits.
 
     Configured in ``nbgrader_sandbox.py``; ``Execute.timeout`` still sets the
-    per-cell timeout.
+    per-cell timeout. The whole sandbox's budget (``memory_budget``, ``max_tasks``:
+    a cgroup the launcher makes; ``tmp_size``) is read back after each cell: a limit
+    the cell reached adds a ``ResourceLimitError`` output that says which.
     """
 
     sandbox_kernel = Unicode(KERNEL_NAME, help="Kernel spec of the sandbox").tag(
@@ -240,6 +258,14 @@ class SandboxedExecute(Execute):
     notebook_time_limit = Integer(300, help="Wall time per notebook (s)").tag(config=True)
     require_sandbox = Bool(False, help="Fail instead of grading unsandboxed").tag(
         config=True)
+    memory_budget = Integer(2 * GIB, help="Memory of all the kernel's processes together "
+                            "(bytes; a cgroup; 0: none)").tag(config=True)
+    max_tasks = Integer(256, help="Processes and threads of the kernel together (a cgroup; "
+                        "0: none)").tag(config=True)
+    tmp_size = Integer(256 * MIB, help="Size of the sandbox's private /tmp (bytes)").tag(
+        config=True)
+    require_budget = Bool(False, help="Fail instead of grading without a whole-sandbox "
+                          "budget (a cgroup for memory and tasks)").tag(config=True)
     # The notebook has run to its end: kill the kernel at once instead of asking it
     # to exit and polling for 0.3 s (its atexit hooks do not count for the grade).
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate",
@@ -250,8 +276,10 @@ class SandboxedExecute(Execute):
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
-        limits = Limits(self.memory_limit, self.cpu_limit, self.file_size_limit)
+        limits = Limits(self.memory_limit, self.cpu_limit, self.file_size_limit,
+                        self.memory_budget, self.max_tasks, self.tmp_size)
         self._limits, self._dead, self._out_bytes = limits, None, {}
+        self._group, self._group_read, self._events = None, False, {}
         self._deadline = time.monotonic() + self.notebook_time_limit
         self._announce()
         runtime = tempfile.mkdtemp(prefix="bpgrade-kernel-")
@@ -259,6 +287,8 @@ class SandboxedExecute(Execute):
         try:
             return super().preprocess(nb, resources, km)
         finally:
+            if self._group is not None:  # the launcher, killed at shutdown, may not have
+                self._group.remove()
             shutil.rmtree(runtime, ignore_errors=True)
 
     def _announce(self) -> None:
@@ -276,6 +306,19 @@ class SandboxedExecute(Execute):
             raise RuntimeError(f"no sandbox: {problem}")
         if problem:
             self.log.warning(WARNING.format(problem))
+        if not (self.memory_budget or self.max_tasks):
+            mechanism, problem = None, "no memory budget and no task limit are set"
+        else:
+            mechanism, problem = budget_problem()
+        if problem and self.require_budget:
+            raise RuntimeError(f"no whole-sandbox budget: {problem}")
+        if problem:
+            self.log.warning(BUDGET_WARNING.format(problem))
+        else:
+            self.log.info("sandbox budget by %s: %s of memory over all processes, %d "
+                          "processes/threads, /tmp %s", mechanism,
+                          f"{self.memory_budget / GIB:g} GiB", self.max_tasks,
+                          f"{self.tmp_size / MIB:g} MiB")
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
@@ -288,6 +331,9 @@ class SandboxedExecute(Execute):
         env = dict(kwargs.pop("env", None) or os.environ)
         env.update(self._limits.as_env())
         env[ENV_OUTPUT] = str(self.max_output_bytes)
+        env.pop(ENV_REQUIRE_BUDGET, None)
+        if self.require_budget:
+            env[ENV_REQUIRE_BUDGET] = "1"
         if self.course_root:
             env[ENV_ROOT] = self.course_root
         await super().async_start_new_kernel(env=env, **kwargs)
@@ -308,23 +354,73 @@ class SandboxedExecute(Execute):
         if runnable and self._dead:
             cell.outputs = [_error_output("NotRunError", f"not run: {self._dead}")]
             return cell
+        if runnable and not self._group_read:
+            self._read_group()  # before the first cell: no student code has run yet
         try:
-            return await super().async_execute_cell(cell, cell_index, execution_count,
+            cell = await super().async_execute_cell(cell, cell_index, execution_count,
                                                     store_history)
         except CellTimeoutError:  # the reply came, its output did not stop in time
             cell.outputs.append(_error_output(
                 "CellTimeoutError", "the cell's output did not stop after the timeout"))
             await self._drain_iopub(min(60.0, self._deadline - time.monotonic()))
-            return cell
         except DeadKernelError:
             process = getattr(getattr(self.km, "provisioner", None), "process", None)
             status = process.poll() if process is not None else None
-            self._dead = death_reason(status, self._limits)
+            self._dead = death_reason(status, self._limits, self._final_events())
             self.log.warning("kernel died in cell %d: %s", cell_index, self._dead)
             cell.outputs.append(_error_output("DeadKernelError", self._dead))
             return cell
+        if runnable:
+            self._budget_reasons(cell, cell_index)
+        return cell
 
     execute_cell = run_sync(async_execute_cell)
+
+    # ------------------------------------------------------------ whole-sandbox budget
+
+    def _budget_path(self):
+        return budget_file(os.path.join(self._runtime, "kernel.json"))
+
+    def _read_group(self) -> None:
+        """The kernel's cgroup, from the launcher's budget file (read once, before any
+        student code runs: the kernel can write to that folder)."""
+        self._group_read = True
+        info = read_budget_file(self._budget_path())
+        group = info.get("group")
+        self._group = Cgroup.from_dict(group) if isinstance(group, dict) else None
+        if self._group is not None:
+            self._events = self._group.events()
+
+    def _final_events(self) -> dict:
+        """What the kernel's cgroup reached: the launcher's record once it ended (it
+        rewrites the file after the kernel is dead), else the group's counters."""
+        info = read_budget_file(self._budget_path())
+        events = info.get("events") if info.get("ended") else None
+        if not isinstance(events, dict) and self._group is not None:
+            events = self._group.events()
+        events = {k: v for k, v in (events or {}).items() if isinstance(v, int)}
+        return {k: v - self._events.get(k, 0) for k, v in events.items()}
+
+    def _budget_reasons(self, cell, cell_index: int) -> None:
+        """After a cell: the limits it reached, as one error line each (so its tests
+        score 0 and the feedback says why)."""
+        reasons = budget_messages(self._limits)
+        found = []
+        if self._group is not None:
+            events = self._group.events()
+            if events.get("oom_kill", 0) > self._events.get("oom_kill", 0):
+                found.append(reasons["memory"])
+            if events.get("tasks_max", 0) > self._events.get("tasks_max", 0):
+                found.append(reasons["tasks"])
+            self._events = events
+        errors = " ".join(f"{o.get('ename')}: {o.get('evalue')}" for o in cell.get("outputs", [])
+                          if o.get("output_type") == "error")
+        if self._limits.tmp_size and ("No space left on device" in errors
+                                      or "Errno 28" in errors):
+            found.append(reasons["tmp"])
+        for reason in found:
+            self.log.warning("cell %d: %s", cell_index, reason)
+            cell.outputs.append(_error_output("ResourceLimitError", reason))
 
     async def _drain_iopub(self, limit: float) -> None:
         """Drop the rest of a flood of output, so that the next cell's own output
@@ -405,3 +501,87 @@ class CheckIntegrity(NbGraderPreprocessor):
                                  "; ".join(map(str, violations)))
         resources.setdefault("bpgrade_integrity", refused)
         return nb, resources
+
+
+# ------------------------------------------------------------------------------ repair
+
+
+class RepairNotebook(NbGraderPreprocessor):
+    """Repair a submission's nbgrader metadata against the gradebook before nbgrader
+    sanitizes it (:mod:`bpgrade.repair`).
+
+    Register it first in ``c.Autograde.sanitize_preprocessors``. Each repair is logged
+    (warning), and the list is stored in the notebook's metadata under
+    ``bpgrade_repairs`` (for :class:`ListRepairs` in the feedback and the class
+    report); a value a student put there is replaced. The instructor's cells come
+    from the gradebook (what nbgrader checks against); their cell ids from the
+    source notebook in ``solutions/`` when it is there.
+    """
+
+    def instructor_cells(self, resources) -> list | None:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        from .repair import cell_ids, instructor_cells_from_gradebook
+
+        info = (resources or {}).get("nbgrader") or {}
+        assignment, notebook, db_url = (info.get("assignment"), info.get("notebook"),
+                                        info.get("db_url"))
+        if not (assignment and notebook and db_url):
+            self.log.warning("repair: no gradebook for this notebook; not checked")
+            return None
+        ids: dict[str, str] = {}
+        coursedir = CourseDirectory(config=self.config)
+        path = Path(coursedir.format_path(coursedir.source_directory, ".", assignment),
+                    f"{notebook}.ipynb")
+        if path.is_file():
+            ids = cell_ids(nbformat.read(path, as_version=4))
+        with Gradebook(db_url) as gb:
+            try:
+                source = gb.find_notebook(notebook, assignment)
+            except MissingEntry:
+                self.log.warning("repair: notebook %s of %s is not in the gradebook",
+                                 notebook, assignment)
+                return None
+            return instructor_cells_from_gradebook(source, ids)
+
+    def preprocess(self, nb, resources):
+        from .repair import REPAIRS_KEY, repair_notebook
+
+        nb.metadata.pop(REPAIRS_KEY, None)
+        instructor = self.instructor_cells(resources)
+        if instructor is None:
+            return nb, resources
+        repairs = repair_notebook(nb, instructor)
+        if repairs:  # repair.py writes plain dicts; nbgrader reads attributes
+            nb.cells = [nbformat.from_dict(cell) for cell in nb.cells]
+        info = resources.get("nbgrader") or {}
+        for line in repairs:
+            self.log.warning("repair: %s/%s: %s", info.get("student", "?"),
+                             info.get("notebook", "?"), line)
+        if repairs:
+            nb.metadata[REPAIRS_KEY] = repairs
+        resources["bpgrade_repairs"] = repairs
+        return nb, resources
+
+
+REPAIR_NOTE = ("**Before grading, the autograder repaired this notebook's grading "
+               "information.** Your answers were graded as usual; these cells were "
+               "changed:")
+
+
+def add_repair_note(nb) -> bool:
+    """Put the list of repairs :class:`RepairNotebook` made (the autograded notebook's
+    ``bpgrade_repairs`` metadata) in a markdown cell at the top of ``nb``; called by
+    :class:`HideHiddenTests` in ``GenerateFeedback``. Returns whether there was one."""
+    import html
+
+    from .repair import REPAIRS_KEY
+
+    repairs = nb.metadata.get(REPAIRS_KEY) or []
+    if not isinstance(repairs, list) or not repairs:
+        return False
+    lines = [REPAIR_NOTE, ""] + [f"- {html.escape(str(r), quote=False)}" for r in repairs]
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell.metadata[REPAIRS_KEY] = True
+    nb.cells.insert(0, cell)
+    return True

@@ -9,6 +9,7 @@ student of ``tests/hostile/`` and a second correct student.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -56,7 +57,7 @@ def load_case(path: Path) -> Case:
     """Read ``tests/hostile/<name>.cell`` (format: ``tests/hostile/README.md``)."""
     header, edits, current = {}, [], None
     for line in path.read_text().splitlines():
-        m = re.match(r"# %% (cell|after|test|delete): (\w+)\s*$", line)
+        m = re.match(r"# %% (cell|after|test|delete|meta|copy): (\w+|\*|\+)\s*$", line)
         if m:
             current = [m.group(1), m.group(2), []]
             edits.append(current)
@@ -77,7 +78,7 @@ def test_the_corpus_covers_every_attack_the_issue_lists():
     assert {"loop_in_function", "loop_top_level", "memory_bomb", "os_exit", "patch_numpy",
             "patch_checker", "call_reference", "edit_test_cell", "delete_test_cell",
             "read_solutions", "delete_gradebook", "background_process", "print_flood",
-            "syntax_error"} <= names
+            "syntax_error", "memory_across_processes", "fork_bomb", "fill_tmp"} <= names
     for case in CASES:
         assert case.edits, f"{case.name}: no edit"
         # A reason that matches the empty string matches any output: the slow test that
@@ -271,11 +272,29 @@ def apply_case(nb, case: Case):
         return next(i for i, c in enumerate(nb.cells)
                     if c.metadata.get("nbgrader", {}).get("grade_id") == gid)
 
+    inserted = None  # the cell the last `after` added (`meta: +`)
     for kind, gid, code in case.edits:
         if kind in ("cell", "test"):
             nb.cells[index(gid)].source = code
         elif kind == "after":
-            nb.cells.insert(index(gid) + 1, nbformat.v4.new_code_cell(code))
+            inserted = nbformat.v4.new_code_cell(code)
+            nb.cells.insert(index(gid) + 1, inserted)
+        elif kind == "meta":  # merge JSON into the nbgrader metadata; empty: strip it
+            for cell in (nb.cells if gid == "*" else [inserted] if gid == "+"
+                         else [nb.cells[index(gid)]]):
+                if not code.strip():
+                    cell.metadata.pop("nbgrader", None)
+                    continue
+                meta = cell.metadata.setdefault("nbgrader", {})
+                for key, value in json.loads(code).items():
+                    if value is None:
+                        meta.pop(key, None)
+                    else:
+                        meta[key] = value
+        elif kind == "copy":  # a pasted copy (new cell id) at the end of the notebook
+            pasted = nbformat.from_dict(json.loads(json.dumps(nb.cells[index(gid)])))
+            pasted["id"] = f"pasted-{gid}"[:64]
+            nb.cells.append(pasted)
         else:
             del nb.cells[index(gid)]
     return nb
