@@ -22,7 +22,7 @@ forward function or loss, never of the student's, and with the one tolerance
 differences meet its tolerance too, so a gradient that passes it must also agree
 with the *analytic* reference (bplib's backward function, called by the grader on
 its own copies) to within rounding: ``max|g - ref| <= DERIVED_RTOL * max|ref|``
-(:func:`_check_derived`). The chain rule gets there (4e-16 at most in float64);
+(``_check_derived``). The chain rule gets there (4e-16 at most in float64);
 difference quotients cannot (1e-12..1e-5 with h = 1e-5, 1e-13 at best with a
 five-point stencil). Three cases close the ways round that where a function is
 linear or quadratic, so that a large step is exact up to rounding: a linear layer
@@ -346,7 +346,7 @@ def _check_derived(got, reference, name: str, fn_name: str, *, where: str = "") 
 
     Called once ``got`` has passed the numerical comparison (so it has the right shape
     and is right to :data:`TOLERANCE`); ``reference`` is computed by the grader with
-    bplib's backward functions. See :data:`DERIVED_RTOL`.
+    bplib's backward functions. See ``DERIVED_RTOL``.
     """
     dtype = getattr(got, "dtype", None)
     low = str(dtype) if dtype in (np.float16, np.float32) else ""  # rounding, not a quotient
@@ -434,7 +434,7 @@ def check_backward(
 
     ``backward_fn(dout, cache)``, the analytic reference (bplib's backward function),
     is called by the grader on its own copies once every gradient has passed: each must
-    also agree with it to :data:`DERIVED_RTOL`, which finite differences cannot.
+    also agree with it to ``DERIVED_RTOL``, which finite differences cannot.
     """
     names = list(inputs)
     arrays = {k: np.array(v, dtype=np.float64) for k, v in inputs.items()}
