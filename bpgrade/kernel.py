@@ -45,6 +45,13 @@ ENV_BUDGET = "BPGRADE_SANDBOX_BUDGET"  # bytes of memory over all the kernel's p
 ENV_TASKS = "BPGRADE_SANDBOX_TASKS"  # processes and threads of the kernel, all together
 ENV_TMP = "BPGRADE_SANDBOX_TMP"  # bytes the private /tmp holds
 ENV_REQUIRE_BUDGET = "BPGRADE_SANDBOX_REQUIRE_BUDGET"  # refuse to start without a budget
+ENV_NO_CGROUP = "BPGRADE_SANDBOX_NO_CGROUP"  # tests: behave as on a machine without cgroups
+# Without a cgroup, a kernel started by root runs as a uid of its own (UID_BASE + the
+# launcher's pid: no other process has it), with RLIMIT_NPROC as its task limit.
+UID_BASE = 2_000_000
+UID_ON = ("bpgrade sandbox: no cgroup, so the kernel runs as uid {uid} (no other process "
+          "has it) with at most {tasks} processes/threads (RLIMIT_NPROC); memory is limited "
+          "per process only ({memory} each)")
 GIB, MIB = 1024**3, 1024**2
 HIDE_SIZE = 1024 * 1024  # the tmpfs that hide a folder: room for mount points only
 LOG_CAP = 64 * 1024  # bytes of the kernel's own stdout/stderr passed on to nbgrader's log
@@ -251,6 +258,8 @@ class Cgroup:
 
         Raises :class:`BudgetUnavailable` (with the reason) where there is none to make.
         """
+        if os.environ.get(ENV_NO_CGROUP):
+            raise BudgetUnavailable(f"{ENV_NO_CGROUP} is set")
         name = cls.PREFIX + (name or f"{os.getpid()}-{os.urandom(3).hex()}")
         mounts, own = _cgroup_mounts(), _own_cgroups()
         problems = []
@@ -530,7 +539,8 @@ def hidden_folders(course_root: Path | None, packages: list[Path]) -> list[Path]
 def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
                   course_root: Path | None, prefix: Path | None = None,
                   packages: list[Path] | None = None,
-                  env: dict[str, str] | None = None, tmp_size: int = 0) -> list[str]:
+                  env: dict[str, str] | None = None, tmp_size: int = 0,
+                  run_as: int | None = None) -> list[str]:
     """The ``bwrap`` command line that runs ``kernel`` in the sandbox.
 
     Order matters: the tmpfs mounts hide folders, the binds after them re-expose
@@ -538,15 +548,25 @@ def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
     (``runtime_dir``, read-write: the kernel's sockets) and ``workdir`` (read-only).
     ``tmp_size`` caps the private ``/tmp`` (``--size``, which applies to the next
     ``--tmpfs``); the tmpfs that only hide folders get ``HIDE_SIZE``.
+
+    ``run_as`` (a uid; only when the launcher is root and has no cgroup): the kernel
+    drops to that uid through ``setpriv`` (bubblewrap keeps only the two capabilities
+    it needs for that, and they are gone once it has switched), with a ``/tmp`` that
+    uid can write.
     """
     prefix = Path(prefix or sys.prefix)
     packages = [Path(p) for p in (packages or package_dirs())]
     env = os.environ if env is None else env
     cmd = [shutil.which("bwrap") or "bwrap", "--ro-bind", "/", "/", "--dev", "/dev",
            "--proc", "/proc"]
-    cmd += [*(["--size", str(tmp_size)] if tmp_size else []), "--tmpfs", tempfile.gettempdir()]
-    for folder in hidden_folders(course_root, packages):
+    cmd += [*(["--perms", "1777"] if run_as is not None else []),
+            *(["--size", str(tmp_size)] if tmp_size else []), "--tmpfs", tempfile.gettempdir()]
+    hidden = hidden_folders(course_root, packages)
+    for folder in hidden:
         cmd += [*(["--size", str(HIDE_SIZE)] if tmp_size else []), "--tmpfs", str(folder)]
+    if run_as is not None:  # folders bwrap makes on the way to a bind are root's, 0700
+        cmd += _traversable([*_python_folders(prefix), *packages, Path(runtime_dir),
+                             Path(workdir)], [*hidden, Path(tempfile.gettempdir()).resolve()])
     for folder in _python_folders(prefix):
         cmd += ["--ro-bind", str(folder), str(folder)]
     for folder in packages:
@@ -558,6 +578,10 @@ def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
             # bwrap started by root keeps every capability unless told: with them the
             # kernel could remount /sys/fs/cgroup and leave its budget
             "--cap-drop", "ALL"]
+    if run_as is not None:
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        kernel = [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={run_as}",
+                  f"--regid={run_as}", "--clear-groups", "--", *kernel]
     for name in _PASS_ENV:
         if name in env:
             cmd += ["--setenv", name, env[name]]
@@ -567,6 +591,17 @@ def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
                         ("MPLCONFIGDIR", "/tmp/.matplotlib"), ("PYTHONDONTWRITEBYTECODE", "1")):
         cmd += ["--setenv", name, value]
     return [*cmd, "--", *kernel]
+
+
+def _traversable(targets: list[Path], tmpfs: list[Path]) -> list[str]:
+    """``--perms 0755 --dir`` for each folder between a tmpfs and a bind target below it,
+    so that a kernel with a uid of its own can walk down to what is bound there."""
+    made: list[Path] = []
+    for target in targets:
+        for parent in reversed(Path(target).parents):
+            if parent not in made and any(_inside(parent, t) and parent != t for t in tmpfs):
+                made.append(parent)
+    return [arg for folder in made for arg in ("--perms", "0755", "--dir", str(folder))]
 
 
 def _python_folders(prefix: Path) -> list[Path]:
@@ -630,22 +665,28 @@ def run_kernel(connection_file: str) -> int:
     limits = Limits.from_env()
     kernel = kernel_argv(connection_file, int(os.environ.get(ENV_OUTPUT, 0)))
     problem = bwrap_problem()
+    group, status_path = _start_budget(limits, connection_file)
+    if group is None and os.environ.get(ENV_REQUIRE_BUDGET):
+        return 3
+    run_as = None
     if problem:
         print(WARNING.format(problem), file=sys.stderr, flush=True)
         cmd = kernel
     else:
+        if group is None and limits.max_tasks and os.geteuid() == 0:
+            run_as = _own_uid(connection_file, limits, status_path)
         cmd = bwrap_command(kernel, workdir=workdir,
                             runtime_dir=Path(connection_file).resolve().parent,
-                            course_root=course_root_of(workdir), tmp_size=limits.tmp_size)
-    group, status_path = _start_budget(limits, connection_file)
-    if group is None and os.environ.get(ENV_REQUIRE_BUDGET):
-        return 3
+                            course_root=course_root_of(workdir), tmp_size=limits.tmp_size,
+                            run_as=run_as)
 
     def child_setup() -> None:
         _die_with_parent()
         if group is not None:
             group.add()  # before exec: bwrap and everything it starts are in the group
         limits.apply()
+        if run_as is not None:  # counts the processes of that uid, once setpriv switched
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_tasks, limits.max_tasks))
 
     def start() -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: PLW1509
@@ -676,6 +717,22 @@ def run_kernel(connection_file: str) -> int:
             group.kill()  # stragglers (and a fork bomb) end here
             _end_budget(group, status_path, limits)
     return 128 - rc if rc < 0 else rc
+
+
+def _own_uid(connection_file: str, limits: Limits, status_path: Path) -> int:
+    """The uid a kernel without a cgroup runs as; its connection folder and file become
+    its own (the kernel creates its sockets there)."""
+    uid = UID_BASE + os.getpid()
+    runtime = Path(connection_file).resolve().parent
+    for path in (runtime, Path(connection_file).resolve()):
+        os.chown(path, uid, uid)
+    print(UID_ON.format(uid=uid, tasks=limits.max_tasks, memory=_size(limits.memory)),
+          file=sys.stderr, flush=True)
+    try:
+        _write_new(status_path, json.dumps({"mechanism": "uid", "uid": uid}))
+    except OSError:
+        pass
+    return uid
 
 
 def _start_budget(limits: Limits, connection_file: str) -> tuple[Cgroup | None, Path]:
@@ -803,8 +860,8 @@ def main(argv: list[str] | None = None) -> int:
     where = i.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true")
     where.add_argument("--sys-prefix", action="store_true")
-    sub.add_parser("check", help="say whether bubblewrap can sandbox kernels here, and "
-                   "which cgroup holds their budget")
+    sub.add_parser("sandbox-check", help="say whether bubblewrap can sandbox kernels here, "
+                   "and which cgroup holds their budget")
     args = parser.parse_args(argv)
     if args.command == "kernel":
         return run_kernel(args.connection_file)

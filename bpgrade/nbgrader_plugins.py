@@ -280,6 +280,7 @@ class SandboxedExecute(Execute):
                         self.memory_budget, self.max_tasks, self.tmp_size)
         self._limits, self._dead, self._out_bytes = limits, None, {}
         self._group, self._group_read, self._events = None, False, {}
+        self._mechanism = None
         self._deadline = time.monotonic() + self.notebook_time_limit
         self._announce()
         runtime = tempfile.mkdtemp(prefix="bpgrade-kernel-")
@@ -388,6 +389,7 @@ class SandboxedExecute(Execute):
         info = read_budget_file(self._budget_path())
         group = info.get("group")
         self._group = Cgroup.from_dict(group) if isinstance(group, dict) else None
+        self._mechanism = info.get("mechanism")
         if self._group is not None:
             self._events = self._group.events()
 
@@ -418,6 +420,9 @@ class SandboxedExecute(Execute):
         if self._limits.tmp_size and ("No space left on device" in errors
                                       or "Errno 28" in errors):
             found.append(reasons["tmp"])
+        if self._mechanism == "uid" and (
+                "Resource temporarily unavailable" in errors or "Errno 11" in errors):
+            found.append(reasons["tasks"])  # RLIMIT_NPROC refused a process or thread
         for reason in found:
             self.log.warning("cell %d: %s", cell_index, reason)
             cell.outputs.append(_error_output("ResourceLimitError", reason))

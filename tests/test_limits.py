@@ -358,3 +358,57 @@ def test_a_kernel_the_memory_budget_kills_gets_the_reason_in_every_later_cell(tm
     assert outs[1][0] == "NotRunError" and reason in outs[1][1], outs
     assert ep._group is not None
     assert not any(Path(p).exists() for p in ep._group.folders.values())
+
+
+# ------------------------------------------------- no cgroup: a uid of its own, RLIMIT_NPROC
+
+
+def test_without_a_cgroup_the_bwrap_command_drops_to_the_given_uid(tmp_path):
+    cmd = kernel.bwrap_command(["python"], workdir=tmp_path, runtime_dir=tmp_path,
+                               course_root=None, env={}, tmp_size=MIB, run_as=2_000_123)
+    tail = cmd[cmd.index("--") + 1:]
+    assert tail[0].endswith("setpriv") and "--reuid=2000123" in tail and "--clear-groups" in tail
+    assert tail[-1] == "python"
+    caps = [cmd[i + 1] for i, a in enumerate(cmd[:cmd.index("--")]) if a == "--cap-add"]
+    assert sorted(caps) == ["CAP_SETGID", "CAP_SETUID"]
+    tmp = cmd.index(tempfile.gettempdir())
+    assert cmd[tmp - 5:tmp] == ["--perms", "1777", "--size", str(MIB), "--tmpfs"]
+
+
+@pytest.mark.slow
+def test_without_a_cgroup_the_kernel_runs_as_its_own_uid_and_a_fork_bomb_is_refused(
+        tmp_path, monkeypatch):
+    """On a machine without cgroups the launcher (root) gives the kernel a uid no other
+    process has, and RLIMIT_NPROC as its task limit: a fork bomb is refused with the
+    reason, the kernel keeps no capability, and nothing is left running."""
+    require(kernel.bwrap_problem(), "bubblewrap, the sandbox of student code")
+    if os.geteuid() != 0:
+        pytest.skip("the uid fallback needs a launcher started by root")
+    import nbformat
+
+    from bpgrade.nbgrader_plugins import SandboxedExecute
+
+    monkeypatch.setenv(kernel.ENV_NO_CGROUP, "1")
+    folder = tmp_path / "course" / "submitted" / "ana"
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(
+            "import os\nprint(os.getuid(), os.getgid(), os.getgroups(),"
+            " open('/proc/self/status').read().split('CapEff:')[1].split()[0])\n"
+            "open('/tmp/scratch', 'w').write('ok')"),
+        nbformat.v4.new_code_cell(
+            "import subprocess\nkids = []\nfor _ in range(500):\n"
+            "    kids.append(subprocess.Popen(['sleep', '60']))"),
+        nbformat.v4.new_code_cell("print('still graded')")])
+    ep = SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30, max_tasks=48)
+    ep.preprocess(nb, {"metadata": {"path": str(folder)}})
+    uid, gid, groups, caps = nb.cells[0].outputs[0]["text"].split()
+    assert int(uid) >= kernel.UID_BASE and uid == gid and groups == "[]", (uid, gid, groups)
+    assert caps == "0000000000000000"
+    outs = [(o.get("ename"), o.get("evalue")) for o in nb.cells[1].outputs
+            if o.get("output_type") == "error"]
+    assert any("Resource temporarily unavailable" in (v or "") for _, v in outs), outs
+    assert ("ResourceLimitError", kernel.budget_messages(ep._limits)["tasks"]) in outs, outs
+    assert nb.cells[2].outputs[0]["text"].strip() == "still graded"
+    ps = subprocess.run(["ps", "-e", "-o", "uid="], capture_output=True, text=True).stdout
+    assert uid not in ps.split(), "a process of the kernel's uid outlived it"
