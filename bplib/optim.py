@@ -219,7 +219,17 @@ class RMSProp(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam (Kingma and Ba) with Keras's defaults."""
+    """Adam (Kingma and Ba) with Keras's defaults, and Algorithm 1 of the paper.
+
+    One difference from Keras 3 remains, in where ``eps`` goes. This class (through
+    :func:`adam_update`) adds it to the bias-corrected ``sqrt(v_hat)``, as the paper's
+    Algorithm 1 does; Keras adds it to the uncorrected ``sqrt(v)`` and corrects the
+    step size instead (the paper's "epsilon hat" form). Keras's step ``t`` is
+    therefore exactly :func:`adam_update` with ``eps / sqrt(1 - beta2**t)``: 31.6
+    times ``eps`` at ``t = 1``, tending to ``eps``. The two agree to within rounding
+    whenever ``sqrt(v_hat)`` is much larger than ``eps`` (any gradient above about
+    1e-5 with the default ``eps = 1e-7``), and differ where gradients are tiny.
+    """
 
     def __init__(
         self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-7

@@ -170,3 +170,53 @@ def test_the_tolerance_rejects_typical_mistakes():
     square = weights[0][:32, :32]
     with pytest.raises(AssertionError, match="x @ W"):
         assert_agree(x[:, :32] @ square.T, x[:, :32] @ square, "x @ W")
+
+
+@pytest.mark.parametrize("outputs", [1, 2, 5])
+def test_keras_mse_gradient_is_2_over_k_times_bplibs(outputs):
+    """The FAQ's claim: Keras's "mse" averages over the batch and the K outputs without
+    the 1/2, bplib's ``mse_loss`` halves and divides by the batch only, so Keras's
+    gradient is 2/K times bplib's (twice as large for one output only)."""
+    rng = np.random.default_rng(outputs)
+    y = rng.normal(size=(8, outputs))
+    t = rng.normal(size=(8, outputs))
+    _, d_bplib = bplib.mse_loss(y, t)
+    mse = keras.losses.MeanSquaredError()
+    d_keras = np.asarray(jax.grad(lambda v: mse(t, v))(jax.numpy.asarray(y)))
+    np.testing.assert_allclose(d_keras, (2 / outputs) * d_bplib, rtol=1e-5, atol=1e-7)
+
+
+def _keras_adam_steps(grads, eps):
+    """Keras 3's Adam on one variable, fed ``grads`` one step at a time."""
+    var = keras.Variable(np.zeros(grads.shape[1:], dtype="float32"))
+    opt = keras.optimizers.Adam(learning_rate=0.01, epsilon=eps)
+    for g in grads:
+        opt.apply_gradients([(jax.numpy.asarray(g), var)])
+    return np.asarray(var.numpy(), np.float64)
+
+
+def _bplib_adam_steps(grads, eps_of_t):
+    w, m, v = (np.zeros(grads.shape[1:], np.float32) for _ in range(3))
+    for t, g in enumerate(grads, start=1):
+        w, m, v = bplib.adam_update(w, g, m, v, t, np.float32(0.01), np.float32(0.9),
+                                    np.float32(0.999), np.float32(eps_of_t(t)))
+    return w.astype(np.float64)
+
+
+def test_keras_adam_is_adam_update_with_epsilon_hat():
+    """bplib's Adam docstring: Keras adds eps to the uncorrected sqrt(v), so its step t is
+    adam_update with eps / sqrt(1 - beta2**t); with gradients near eps the plain form
+    differs visibly."""
+    eps = 1e-7
+    grads = np.random.default_rng(0).normal(scale=1e-7, size=(5, 4)).astype(np.float32)
+    keras_w = _keras_adam_steps(grads, eps)
+    hat = _bplib_adam_steps(grads, lambda t: eps / np.sqrt(1 - 0.999**t))
+    plain = _bplib_adam_steps(grads, lambda t: eps)
+    np.testing.assert_allclose(keras_w, hat, rtol=1e-5)
+    assert np.max(np.abs(keras_w - plain) / np.abs(keras_w)) > 0.1
+
+
+def test_keras_adam_and_adam_update_agree_when_gradients_dwarf_epsilon():
+    grads = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
+    np.testing.assert_allclose(_keras_adam_steps(grads, 1e-7),
+                               _bplib_adam_steps(grads, lambda t: 1e-7), rtol=1e-4)  # float32
