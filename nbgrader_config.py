@@ -41,6 +41,41 @@ from bpgrade.nbgrader_plugins import HideHiddenTests  # noqa: E402
 
 c.GenerateFeedback.preprocessors = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 
+# --- Feedback that reads offline -----------------------------------------------
+# nbgrader's feedback template loads MathJax 2.7.7 from a public CDN (offline: raw LaTeX).
+# bpgrade/templates/feedback/ is searched before nbgrader's own template folder and
+# replaces only its mathjax() macro: MathJax 3 (SVG output) inlined into each page from
+# the sphinx-mathjax-offline package (about 2 MB per feedback file, no request at all).
+import nbgrader as _nbgrader  # noqa: E402
+
+from bpgrade import lms  # noqa: E402
+
+c.HTMLExporter.extra_template_basedirs = [
+    str(lms.TEMPLATES),
+    os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader",
+                 "templates"),
+]
+c.HTMLExporter.filters = {"offline_mathjax": "bpgrade.lms.offline_mathjax"}
+
+# --- Due dates and late penalties ---------------------------------------------
+# Due dates live in the gradebook: `nbgrader db assignment add ex04_backward
+# --duedate="2026-03-06 17:00:00 Europe/Paris"` (a date with no zone is UTC). A submission's
+# time is its timestamp.txt, written by `nbgrader submit`/`collect` in c.Exchange.timezone
+# with c.Exchange.timestamp_format. Late work loses 10 % of the notebook's maximum score
+# per started day, at most 50 % (bpgrade.lms.PercentPerDayPenalty); autograde stores the
+# penalty, the feedback shows it and the exports subtract it.
+c.Exchange.timezone = "UTC"
+c.AssignLatePenalties.plugin_class = lms.PercentPerDayPenalty
+c.PercentPerDayPenalty.percent_per_day = 10.0
+c.PercentPerDayPenalty.max_percent = 50.0
+c.PercentPerDayPenalty.grace_minutes = 0.0
+
+# --- Grades to the LMS (`nbgrader export`) --------------------------------------
+# Default: nbgrader's own CSV. Canvas: `nbgrader export --exporter=bpgrade.lms.CanvasExportPlugin
+# --to canvas.csv`; Moodle: bpgrade.lms.MoodleExportPlugin; one row per student and
+# assignment: bpgrade.lms.PerStudentExportPlugin. To make one the default:
+# c.ExportApp.plugin_class = "bpgrade.lms.CanvasExportPlugin"
+
 # --- Collecting submissions downloaded from an LMS (`nbgrader zip_collect`) ---
 # Put the LMS download (zip files or notebooks) in downloaded/<assignment>/archive/.
 # The file names must look like "<student_id>_<anything>_<assignment>.ipynb", e.g.
