@@ -256,7 +256,9 @@ def test_pages_link_to_the_course_repository_and_launchers(built_site: Path) -> 
     assert "https://github.com/backprop-course/backprop-course" in html
     assert "https://mybinder.org/v2/gh/backprop-course/backprop-course/main" in html
     assert "https://colab.research.google.com/github/backprop-course/backprop-course/" in html
-    assert "/hub/user-redirect/git-pull?repo=" in html
+    # No JupyterHub button until an instructor sets launch_buttons.jupyterhub_url
+    # (tests/test_launch.py checks every launch link).
+    assert "/hub/user-redirect/git-pull?repo=" not in html
 
 
 def _is_notebook(name: str) -> bool:

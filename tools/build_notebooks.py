@@ -1,0 +1,218 @@
+"""Build the ``.ipynb`` twin of every chapter, for the site's Colab and Binder buttons.
+
+The chapters are MyST Markdown notebooks (``chapters/NN_name.md``). Jupyter Book's
+launch buttons send Colab and Binder the page's source file, and Colab cannot open a
+``.md`` (jupyter-book issue #752). sphinx-book-theme uses ``<page>.ipynb`` instead when
+that file exists beside the page's source, so this tool writes, for every page of
+``_toc.yml`` whose ``.md`` is a notebook (a jupytext header with a kernelspec),
+``<page>.ipynb`` beside it: the same cells (jupytext), no outputs, cell ids
+``<stem>-00``, ``<stem>-01`` ..., the same bytes every time, and one first cell that
+installs the course's package where it is missing (Colab; Binder has it already) and
+stands in for MyST-NB's ``glue`` where MyST-NB is missing. It also writes
+``binder/requirements.txt``: what the chapters and exercises import, at the versions of
+``requirements.lock``.
+
+The services read the repository, so the ``.ipynb`` files are committed; the book
+itself never builds them (``_config.yml`` excludes ``chapters/*.ipynb``). Run from the
+repository root::
+
+    python -m tools.build_notebooks            # write the notebooks that changed
+    python -m tools.build_notebooks --check    # exit 1, one line per stale notebook
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_FORMAT = "md:myst"
+LANGUAGE_INFO = {"name": "python"}
+DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+SETUP_SOURCE = """\
+# Run this cell first. Where the course's library is missing (on Colab, for example) it
+# installs it from the course's repository; on Binder it is already installed.
+try:
+    import bplib
+
+    bplib.linear_forward  # the course's bplib, not the unrelated package of that name
+except (ImportError, AttributeError):
+    __import__("sys").modules.pop("bplib", None)  # forget a wrong bplib imported above
+    %pip install --quiet "backprop-course @ git+{url}@{branch}"
+try:
+    import myst_nb  # noqa: F401  (the book's glue)
+except ImportError:  # outside the book, glue(name, value) only shows the value
+    import sys
+    import types
+
+    from IPython.display import display as _display
+
+    def _glue(name, variable, display=True):
+        if display:
+            _display(variable)
+
+    sys.modules["myst_nb"] = types.ModuleType("myst_nb")
+    sys.modules["myst_nb"].glue = _glue
+"""
+# What the chapters and the exercises import (bplib itself comes from binder/postBuild);
+# binder/requirements.txt pins them to the versions of requirements.lock.
+BINDER_PACKAGES = ("numpy", "matplotlib", "scikit-learn", "keras", "jax", "jaxlib", "myst-nb",
+                   "jupytext", "ipykernel", "nbclient")
+BINDER_REQUIREMENTS = "binder/requirements.txt"
+BINDER_HEADER = """\
+# What Binder installs to run every chapter and exercise (bplib: binder/postBuild).
+# Written by `python -m tools.build_notebooks` from requirements.lock: do not edit.
+"""
+
+
+def _config(root: Path) -> dict:
+    return yaml.safe_load((root / "_config.yml").read_text(encoding="utf-8")) or {}
+
+
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """Every page of ``_toc.yml`` in reading order, as docnames (``chapters/04_gradients``)."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    names = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                names.append(str(Path(entry["file"]).with_suffix("")))
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key, []))
+
+    walk(toc.get("parts", []) + toc.get("chapters", []))
+    return names
+
+
+def is_notebook(source: Path) -> bool:
+    """Whether ``source`` (a ``.md``) is a MyST notebook: a front matter with a kernelspec."""
+    text = source.read_text(encoding="utf-8")
+    if not text.startswith("---\n"):
+        return False
+    end = text.find("\n---", 4)
+    header = yaml.safe_load(text[4:end]) if end > 0 else None
+    return isinstance(header, dict) and "kernelspec" in header
+
+
+def notebook_sources(root: Path = ROOT) -> list[Path]:
+    """The ``.md`` pages of the book that are notebooks, in reading order."""
+    sources = [root / f"{name}.md" for name in toc_pages(root)]
+    return [s for s in sources if s.is_file() and is_notebook(s)]
+
+
+def target_path(source: Path) -> Path:
+    return source.with_suffix(".ipynb")
+
+
+def setup_cell_source(root: Path = ROOT) -> str:
+    """The first cell: install ``backprop-course`` from the repository of ``_config.yml``."""
+    repository = _config(root).get("repository") or {}
+    url = str(repository.get("url", "")).rstrip("/")
+    if not url:
+        raise ValueError("_config.yml has no repository: url (the notebooks install from it)")
+    return SETUP_SOURCE.format(url=url, branch=repository.get("branch") or "main")
+
+
+def build_notebook(source: Path, root: Path = ROOT) -> nbformat.NotebookNode:
+    """The notebook that ``source`` describes, deterministically, with the set-up cell first."""
+    stem = source.stem
+    nb = jupytext.reads(source.read_text(encoding="utf-8"), fmt=SOURCE_FORMAT)
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata = nbformat.from_dict({
+        "kernelspec": dict(nb.metadata.get("kernelspec") or DEFAULT_KERNELSPEC),
+        "language_info": dict(LANGUAGE_INFO),
+    })
+    nb.cells.insert(0, nbformat.v4.new_code_cell(setup_cell_source(root).rstrip("\n")))
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{stem}-{i:02d}"
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    nbformat.validate(nb)
+    return nb
+
+
+def notebook_text(nb: nbformat.NotebookNode) -> str:
+    text = nbformat.writes(nb, version=4)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def binder_requirements(root: Path = ROOT) -> str:
+    """``binder/requirements.txt``: :data:`BINDER_PACKAGES` at their versions in the lock."""
+    pins = {}
+    for line in (root / "requirements.lock").read_text(encoding="utf-8").splitlines():
+        name, sep, version = line.strip().partition("==")
+        if sep and not line.startswith((" ", "#")):
+            pins[name.lower()] = version.split(";")[0].strip()
+    missing = [name for name in BINDER_PACKAGES if name not in pins]
+    if missing:
+        raise ValueError(f"requirements.lock pins no {', '.join(missing)}")
+    return BINDER_HEADER + "".join(f"{name}=={pins[name]}\n" for name in BINDER_PACKAGES)
+
+
+def build(root: Path = ROOT) -> list[Path]:
+    """Write every chapter's ``.ipynb`` (and Binder's requirements) that is stale."""
+    written = []
+    target, text = root / BINDER_REQUIREMENTS, binder_requirements(root)
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        target.parent.mkdir(exist_ok=True)
+        target.write_text(text, encoding="utf-8", newline="\n")
+        written.append(target)
+    for source in notebook_sources(root):
+        target, text = target_path(source), notebook_text(build_notebook(source, root))
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            target.write_text(text, encoding="utf-8", newline="\n")
+            written.append(target)
+    return written
+
+
+def problems(root: Path = ROOT) -> list[str]:
+    """One line per stale file: a chapter notebook missing, stale or without its ``.md``,
+    or Binder's requirements not those of the lock (empty if none)."""
+    found = []
+    requirements = root / BINDER_REQUIREMENTS
+    if not requirements.is_file():
+        found.append(f"{BINDER_REQUIREMENTS}: missing, requirements.lock builds it")
+    elif requirements.read_text(encoding="utf-8") != binder_requirements(root):
+        found.append(f"{BINDER_REQUIREMENTS}: not the versions of requirements.lock")
+    sources = notebook_sources(root)
+    for source in sources:
+        target = target_path(source)
+        rel = target.relative_to(root).as_posix()
+        if not target.is_file():
+            found.append(f"{rel}: missing, {source.name} builds it")
+        elif target.read_text(encoding="utf-8") != notebook_text(build_notebook(source, root)):
+            found.append(f"{rel}: not what {source.name} builds")
+    wanted = {target_path(s) for s in sources}
+    for extra in sorted((root / "chapters").glob("*.ipynb")):
+        if extra not in wanted:
+            found.append(f"{extra.relative_to(root).as_posix()}: no notebook page builds it "
+                         "(delete it)")
+    return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.build_notebooks",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="write nothing; exit 1 if a committed notebook is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        found = problems()
+        for line in found:
+            print(line)
+        if found:
+            print("run `python -m tools.build_notebooks` and commit the notebooks")
+        return 1 if found else 0
+    for path in build():
+        print(f"wrote {path.relative_to(ROOT).as_posix()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
