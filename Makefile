@@ -6,14 +6,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: setup book test test-fast bench lint lock grade grade-demo exercises clean help
+.PHONY: setup notebooks wheel book pdf test test-fast bench lint lock grade grade-demo exercises clean help
 
 help:
 	@echo "make book   - set up .venv (once) and build the book into _build/html"
+	@echo "make wheel  - build the course's wheel (bplib, bpgrade) into _build/dist (make book does it)"
 	@echo "make test   - set up .venv (once), build the book, run every test"
+	@echo "make pdf    - build the site, then the book as one PDF: _build/pdf/book.pdf"
 	@echo "make bench  - run the benchmarks (prints ratios)"
 	@echo "make grade-demo - the instructor pipeline on sample submissions"
-	@echo "make grade ASSIGNMENT=ex04_backward JOBS=4 - autograde a class in parallel"
+	@echo "make grade ASSIGNMENT=ex04_backward JOBS=4 - autograde a class on Dask (SCHEDULER=tcp://host:8786 for a cluster)"
 	@echo "make lock   - refresh requirements.lock from pyproject.toml (needs the package index)"
 
 LOCK := requirements.lock
@@ -29,14 +31,68 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PY) -m bpgrade install-kernel --sys-prefix >/dev/null
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# axe-core (npm), which the accessibility tests inject into every page of the site; read
+# from .venv/node at test time (no network). Without npm it is skipped with a message (the
+# tests then skip; in CI, where .ci/run installs npm, they must run).
+AXE_VERSION := 4.14.1
+AXE := $(VENV)/node/node_modules/axe-core/axe.min.js
+$(AXE):
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm install --prefix $(VENV)/node --no-audit --no-fund --silent axe-core@$(AXE_VERSION); \
+	else echo "npm not found: axe-core not installed (apt-get install nodejs npm)"; fi
 
-book: setup
+setup: $(STAMP) $(AXE)
+
+# The chapters' .ipynb twins that the Colab and Binder buttons open, and binder/requirements.txt
+# (commit them; tests/test_launch.py fails when they are stale).
+notebooks: setup
+	$(PY) -m tools.build_notebooks
+
+# The course's wheel (bplib and bpgrade only: no solutions, tests or tools), which the
+# exercises page offers for download; built before the book, which links it. Built from
+# a copy of what it needs (setuptools writes build/ and *.egg-info where it builds), then
+# moved into place with one rename, so that a book build running alongside never sees
+# a half-written file.
+DIST := _build/dist
+wheel: setup
+	@mkdir -p $(DIST) && tmp=$$(mktemp -d _build/wheel.XXXXXX) && \
+	  cp -r pyproject.toml README.md bplib bpgrade $$tmp/ && \
+	  $(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+	    -w $$tmp/out $$tmp && \
+	  mv -f $$tmp/out/*.whl $(DIST)/ && rm -rf $$tmp && ls $(DIST)/*.whl
+
+book: wheel
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+
+# The PDF of the whole book, through XeLaTeX (TeX Live and Noto CJK from Debian: see
+# .ci/run), into _build/pdf/book.pdf, then copied into the site, whose intro page links
+# book.pdf. Its Sphinx tree is _build/pdf/_build (the site's doctrees stay untouched) and
+# it shares the site's executed-notebook cache, which `book` has just brought up to date:
+# no chapter runs again.
+# Without XeLaTeX `make pdf` stops; `make test` goes on (PDF_OPTIONAL) with no PDF, and
+# the PDF test is skipped, except in CI, where it fails.
+PDF_WORK := _build/pdf/_build
+TEX_DEBS := texlive-xetex latexmk texlive-latex-extra texlive-fonts-recommended \
+  texlive-lang-chinese texlive-science fonts-freefont-otf fonts-noto-cjk poppler-utils
+pdf: book
+	@rm -f _build/pdf/book.pdf _build/html/book.pdf
+	@if ! command -v xelatex >/dev/null || ! command -v latexmk >/dev/null; then \
+	  echo "make pdf needs XeLaTeX: apt-get install $(TEX_DEBS)" >&2; \
+	  test "$(PDF_OPTIONAL)" = 1; \
+	else \
+	  set -ex; \
+	  mkdir -p $(PDF_WORK); \
+	  ln -sfn ../../.jupyter_cache $(PDF_WORK)/.jupyter_cache; \
+	  $(VENV)/bin/jupyter-book build . --builder pdflatex --path-output _build/pdf -W -n --keep-going; \
+	  cp $(PDF_WORK)/latex/book.pdf _build/pdf/book.pdf; \
+	  cp _build/pdf/book.pdf _build/html/book.pdf; \
+	fi
 
 # --dist loadfile: each test module on one worker, so a module's expensive course fixture is
 # built once (pytest 9.2 broke xdist's loadgroup: pytest-xdist issue #1386).
-test: book
+# The PDF test (tests/test_pdf.py) reads _build/pdf/book.pdf: `pdf` builds the site first.
+test: PDF_OPTIONAL := 1
+test: book pdf
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile --durations=25
 
@@ -49,7 +105,7 @@ bench: setup
 ASSIGNMENT ?=
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=ex04_backward [JOBS=4]"; exit 2; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bpgrade autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)')
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bpgrade autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
 
 grade-demo: setup
 	$(PY) -m tools.grade_demo

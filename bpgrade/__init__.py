@@ -17,8 +17,12 @@ module                      what it does                                      ne
                             instructor's cells before grading
 ``bpgrade.nbgrader_plugins``  ``SandboxedExecute``, ``CheckIntegrity``,       nbgrader
                             ``RepairNotebook``, ``HideHiddenTests``
-``bpgrade.pool``            the class-wide, crash-safe parallel grader        nbgrader
+``bpgrade.pool``            the class-wide, crash-safe grader on Dask         nbgrader,
+                            (stateless workers, the client writes)            distributed
 ``bpgrade.course``          throw-away nbgrader courses (tools and tests)     nbgrader
+``bpgrade.lms``             grades to Canvas/Moodle/CSV (``nbgrader export``  nbgrader
+                            plug-ins), the late-penalty plug-in, MathJax
+                            inlined into feedback (``templates/feedback/``)
 ==========================  ================================================  ============
 
 The command line is ``python -m bpgrade`` (see :mod:`bpgrade.__main__`).

@@ -1,9 +1,13 @@
 """``python -m bpgrade COMMAND``: the grading tools of the course.
 
 =====================================  ==================================================
-``autograde ASSIGNMENT [--jobs N]``    grade a whole class, in parallel, crash-safe
+``autograde ASSIGNMENT [--jobs N]``    grade a whole class on Dask, crash-safe
                                        (:mod:`bpgrade.pool`; run in the course root)
-``check``                              say whether bubblewrap can sandbox kernels here
+``check NOTEBOOK [--timeout S]``       the student's check: run the notebook from a fresh
+                                       kernel as the grader does, one line per test cell,
+                                       exit 1 unless every visible test passes
+                                       (:mod:`bpgrade.student`; nbclient, no nbgrader)
+``sandbox-check``                      say whether bubblewrap can sandbox kernels here
 ``install-kernel [--sys-prefix]``      install the ``bpgrade-sandbox`` kernel spec
 ``kernel -f CONNECTION_FILE``          the sandboxed kernel launcher (the kernel spec's
                                        ``argv``; not run by hand)
@@ -14,8 +18,9 @@ from __future__ import annotations
 
 import sys
 
-KERNEL_COMMANDS = {"kernel", "install-kernel", "check"}
-POOL_COMMANDS = {"autograde", "_worker"}
+KERNEL_COMMANDS = {"kernel", "install-kernel", "sandbox-check"}
+STUDENT_COMMANDS = {"check"}
+POOL_COMMANDS = {"autograde"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
         from bpgrade.kernel import main as kernel_main
 
         return kernel_main(argv)
+    if command in STUDENT_COMMANDS:
+        from bpgrade.student import main as student_main
+
+        return student_main(argv[1:])
     if command in POOL_COMMANDS:
         from bpgrade.pool import main as pool_main
 

@@ -84,6 +84,13 @@ __all__ = [
     "check_perceptron_update",
     "check_train_perceptron",
     "reference_perceptron_update",
+    "check_value_add",
+    "check_value_mul",
+    "check_value_pow",
+    "check_value_tanh",
+    "check_value_relu",
+    "check_value_exp",
+    "check_value_backward",
 ]
 
 Mistake = tuple[str, str, Callable[..., np.ndarray]]
@@ -1065,3 +1072,467 @@ def check_train_perceptron(student_fn: Callable, gate: str = "and", max_epochs: 
             f"{fn_name}: mistakes per epoch are {mistakes.astype(int).tolist()}; training must "
             "stop right after the first epoch with no mistakes, and that epoch's count is 0"
         )
+
+
+# --------------------------------------------------------------------------- ex07: the Value engine
+#
+# The checks of a scalar autodiff engine in micrograd's design: a class ``Value(data,
+# _children=(), _op="")`` with ``.data``, ``.grad``, ``._prev`` (its inputs) and
+# ``._backward`` (a closure that adds its share of ``out.grad`` into its inputs' grads).
+# Each check grades one method only. A graph is a *program*: a list of instructions
+# ``(op, arguments)`` over numbered nodes (the first ones are leaves). The grader runs it
+# three ways: on floats (to take numerical gradients by central differences), in its own
+# reverse mode on floats (the exact gradient, for the diagnosis), and on the student's
+# class, where the operation under test is the student's and every other node is made by
+# the grader with its own backward rule (so one broken method never fails another's check).
+
+_VALUE_OPS = ("add", "mul", "pow", "tanh", "relu", "exp")
+_OP_LABEL = {"add": "__add__", "mul": "__mul__", "pow": "__pow__", "tanh": "tanh",
+             "relu": "relu", "exp": "exp"}
+
+
+def _op_float(op: str, args: tuple, vals) -> float:
+    if op == "add":
+        return vals[args[0]] + vals[args[1]]
+    if op == "mul":
+        return vals[args[0]] * vals[args[1]]
+    if op == "pow":
+        return vals[args[0]] ** args[1]
+    x = vals[args[0]]
+    return {"tanh": np.tanh, "relu": lambda v: max(v, 0.0), "exp": np.exp}[op](x)
+
+
+def _local_grads(op: str, args: tuple, vals, out: float) -> list[tuple[int, float]]:
+    """``[(input node, d out / d input)]`` of one instruction (exact, the grader's rules)."""
+    if op == "add":
+        return [(args[0], 1.0), (args[1], 1.0)]
+    if op == "mul":
+        return [(args[0], vals[args[1]]), (args[1], vals[args[0]])]
+    x = vals[args[0]]
+    if op == "pow":
+        n = args[1]
+        return [(args[0], n * x ** (n - 1))]
+    local = {"tanh": 1.0 - out ** 2, "relu": float(x > 0), "exp": out}[op]
+    return [(args[0], local)]
+
+
+def _run_floats(leaves: Sequence[float], program) -> list[float]:
+    vals = [float(v) for v in leaves]
+    for op, args in program:
+        vals.append(float(_op_float(op, args, vals)))
+    return vals
+
+
+def _exact_grads(leaves, program) -> np.ndarray:
+    """d(last node)/d(leaf) by the grader's own reverse mode on floats."""
+    vals = _run_floats(leaves, program)
+    grads = [0.0] * len(vals)
+    grads[-1] = 1.0
+    for k in range(len(program) - 1, -1, -1):
+        op, args = program[k]
+        node = len(leaves) + k
+        for i, local in _local_grads(op, args, vals, vals[node]):
+            grads[i] += local * grads[node]
+    return np.array(grads[:len(leaves)])
+
+
+def _numerical_grads(leaves, program) -> np.ndarray:
+    x = np.array(leaves, dtype=np.float64)
+    return numerical_gradient(lambda: _run_floats(x, program)[-1], x, h=TOLERANCE.h)
+
+
+def _random_program(rng, n_leaves: int, n_ops: int, op: str, share: float = 0.5):
+    """Leaves and a random program that uses ``op`` often and reuses nodes (fan-out).
+
+    Every instruction's inputs are chosen so that the result stays real and moderate and
+    no ReLU input is within 0.05 of its kink (central differences must not cross it).
+    """
+    leaves = list(rng.uniform(-1.5, 1.5, n_leaves))
+    vals = list(leaves)
+    program = []
+    while len(program) < n_ops:
+        kind = op if rng.random() < share else str(rng.choice(_VALUE_OPS))
+        i = int(rng.integers(len(vals)))
+        j = int(rng.integers(len(vals))) if rng.random() < 0.7 else i  # i twice: fan-out
+        x = vals[i]
+        if abs(x) > 8 and kind not in ("tanh", "relu"):
+            kind = "tanh"
+        if kind == "relu" and abs(x) < 0.05:
+            continue
+        if kind == "exp" and abs(x) > 3:
+            continue
+        if kind == "pow":
+            choices = [2, 3] + ([-1, 0.5, 1.5] if x > 0.3 else [])
+            args = (i, choices[int(rng.integers(len(choices)))])
+            if abs(x) < 0.05 and args[1] < 1:
+                continue
+        elif kind in ("add", "mul"):
+            args = (i, j)
+        else:
+            args = (i,)
+        program.append((kind, args))
+        vals.append(float(_op_float(kind, args, vals)))
+    # the output: the sum of the last three nodes (so several paths reach it)
+    n = len(vals)
+    program += [("add", (n - 1, n - 2)), ("add", (n, n - 3))]
+    return leaves, program
+
+
+def _mlp_program(rng, n_in: int = 3, n_hidden: int = 4, act: str = "tanh"):
+    """A 3-4-1 network with a squared error, as a program: inputs, weights, biases, target."""
+    leaves = list(rng.uniform(-1, 1, n_in))                      # x
+    w1 = list(rng.normal(0, 0.8, n_in * n_hidden))
+    b1 = list(rng.normal(0, 0.3, n_hidden))
+    w2 = list(rng.normal(0, 0.8, n_hidden))
+    leaves += w1 + b1 + w2 + [float(rng.normal(0, 0.2)), float(rng.uniform(-1, 1)), -1.0]
+    idx_b2, idx_t, idx_m1 = len(leaves) - 3, len(leaves) - 2, len(leaves) - 1
+    program, hidden = [], []
+
+    def emit(op, args):
+        program.append((op, args))
+        return len(leaves) + len(program) - 1
+
+    vals = _run_floats(leaves, [])
+    for h in range(n_hidden):
+        acc = n_in + n_in * n_hidden + h                         # b1[h]
+        for d in range(n_in):
+            acc = emit("add", (acc, emit("mul", (d, n_in + h * n_in + d))))
+        vals = _run_floats(leaves, program)
+        if act == "relu" and abs(vals[acc]) < 0.05:              # keep away from the kink
+            acc = emit("add", (acc, n_in + n_in * n_hidden + h))
+        hidden.append(emit(act, (acc,)))
+    y = idx_b2
+    for h, node in enumerate(hidden):
+        y = emit("add", (y, emit("mul", (node, n_in + n_in * n_hidden + n_hidden + h))))
+    diff = emit("add", (y, emit("mul", (idx_t, idx_m1))))
+    emit("pow", (diff, 2))
+    return leaves, program
+
+
+def _topo(out) -> list:
+    """The grader's own iterative topological order over ``_prev`` (inputs first)."""
+    order, visited, stack = [], set(), [(out, False)]
+    while stack:
+        v, done = stack.pop()
+        if done:
+            order.append(v)
+        elif id(v) not in visited:
+            visited.add(id(v))
+            stack.append((v, True))
+            stack.extend((c, False) for c in v._prev if id(c) not in visited)
+    return order
+
+
+def _grader_node(V, op: str, args: tuple, nodes: list, record=None):
+    """A node of the student's class made by the grader, with the grader's backward rule."""
+    used = args[:1] if op in ("pow", "tanh", "relu", "exp") else args
+    vals = {i: float(nodes[i].data) for i in used}
+    data = float(_op_float(op, args, vals))
+    inputs = tuple(nodes[i] for i in used)
+    out = V(data, inputs, "grader " + op)
+
+    def _backward():
+        if record is not None:
+            record.append(out)
+        for i, local in _local_grads(op, args, vals, data):
+            nodes[i].grad += local * out.grad
+    out._backward = _backward
+    return out
+
+
+def _student_node(op: str, args: tuple, nodes: list):
+    a = nodes[args[0]]
+    if op == "add":
+        return a + nodes[args[1]]
+    if op == "mul":
+        return a * nodes[args[1]]
+    if op == "pow":
+        return a ** args[1]
+    return getattr(a, op)()
+
+
+def _build(V, leaves, program, student_op: str | None, record=None) -> list:
+    nodes = [V(float(v)) for v in leaves]
+    for op, args in program:
+        if op == student_op:
+            nodes.append(_student_node(op, args, nodes))
+        else:
+            nodes.append(_grader_node(V, op, args, nodes, record))
+    return nodes
+
+
+def _grads_of(nodes: list, n: int, fn_name: str) -> np.ndarray:
+    out = []
+    for k in range(n):
+        g = nodes[k].grad
+        try:
+            out.append(float(g))
+        except (TypeError, ValueError):
+            raise AssertionError(f"{fn_name}: .grad of an input is {_describe(g)}, not a number; "
+                                 "add a float into it (self.grad += ...)") from None
+    return np.array(out)
+
+
+def _refuse_bplib_value(V, fn_name: str) -> None:
+    from bplib import autodiff
+
+    if V is autodiff.Value or (isinstance(V, type) and issubclass(V, autodiff.Value)):
+        raise AssertionError(f"{fn_name}: this is bplib's own Value; the exercise asks you to "
+                             "write its backward rules yourself")
+
+
+def _compare_graph(got, leaves, program, fn_name: str, what: str, hint: str = "") -> None:
+    numerical = _numerical_grads(leaves, program)
+    if grad_close(got, numerical):
+        return
+    bad = int(np.argmax(np.abs(got - numerical) / (TOLERANCE.atol + np.abs(numerical))))
+    raise AssertionError(
+        f"{fn_name}: on {what}, the gradient of input {bad} is {_fmt(got[bad])} but the "
+        f"numerical gradient is {_fmt(numerical[bad])}{hint}")
+
+
+_PROBE_MISTAKES = {  # op: [(what the student probably did, wrong d out/d x given x, n, out)]
+    "add": [],
+    "mul": [("multiplies by its own data instead of the other factor's "
+             "(self.grad += self.data * out.grad)", lambda x, n, o: x)],
+    "pow": [("forgot to lower the exponent by one: d(x**n)/dx = n * x**(n-1)",
+             lambda x, n, o: n * x ** n),
+            ("forgot the factor n: d(x**n)/dx = n * x**(n-1)", lambda x, n, o: x ** (n - 1))],
+    "tanh": [("used 1 - x**2 where the derivative of tanh is 1 - tanh(x)**2 = 1 - out.data**2",
+              lambda x, n, o: 1 - x ** 2)],
+    "exp": [("used x where the derivative of exp(x) is exp(x) itself = out.data",
+             lambda x, n, o: x)],
+    "relu": [],
+}
+
+
+def _probe(V, op: str, seed: int) -> None:
+    """One operation on fresh inputs whose grads are already non-zero, then ``out._backward()``
+    with a random ``out.grad``: each input must gain exactly ``local * out.grad``."""
+    fn_name = _OP_LABEL[op]
+    rng = _rng(seed)
+    sign = 1 if seed % 2 == 0 else -1
+    a_val = float(rng.uniform(0.4, 1.6)) * (sign if op != "pow" else 1)
+    b_val = float(rng.uniform(-1.6, -0.4))
+    n = [2, 3, -1, 0.5, 1.5][seed % 5]
+    a, b = V(a_val), V(b_val)
+    before = float(rng.uniform(0.3, 0.9))
+    a.grad, b.grad = before, -before
+    out = {"add": lambda: a + b, "mul": lambda: a * b, "pow": lambda: a ** n,
+           "tanh": lambda: a.tanh(), "relu": lambda: a.relu(), "exp": lambda: a.exp()}[op]()
+    if not hasattr(out, "_backward") or not hasattr(out, "_prev"):
+        raise AssertionError(f"{fn_name} returned {_describe(out)}; it must return a new Value")
+    args = (0, 1) if op in ("add", "mul") else ((0, n) if op == "pow" else (0,))
+    vals = [a_val, b_val]
+    expected_out = float(_op_float(op, args, vals))
+    if not np.isclose(float(out.data), expected_out, rtol=1e-12, atol=1e-15):
+        raise AssertionError(f"{fn_name}: the forward value is {_fmt(out.data)} but should be "
+                             f"{_fmt(expected_out)}; keep the given forward half as it is")
+    g = float(rng.uniform(0.5, 2.0)) * -sign
+    out.grad = g
+    out._backward()
+    local_grads = [lg for _, lg in _local_grads(op, args, vals, expected_out)]
+    for k, (node, start) in enumerate([(a, before), (b, -before)][:len(local_grads)]):
+        name = "self" if k == 0 else "other"
+        got = _grads_of([node], 1, fn_name)[0]
+        local = local_grads[k]
+        want = start + local * g
+
+        def near(value, got=got):
+            return bool(np.isclose(got, value, rtol=1e-9, atol=1e-12))
+
+        if near(want):
+            continue
+        x = vals[k]
+        if op == "relu" and x <= 0 and not near(start):
+            raise AssertionError("relu passes gradient where its input was negative: "
+                                 "the derivative of max(0, x) is 0 for x <= 0")
+        if op == "relu" and x > 0 and near(start):
+            raise AssertionError("relu blocks the gradient where its input was positive: "
+                                 "the derivative of max(0, x) is 1 for x > 0")
+        if near(local * g):
+            raise AssertionError(
+                f"{fn_name}: {name}.grad lost the gradient it already had "
+                f"({_fmt(start)} before, {_fmt(got)} after); the gradient of a value used "
+                "twice counts one path only: accumulate with += instead of =")
+        if near(start):
+            raise AssertionError(
+                f"{fn_name}: out._backward() left {name}.grad unchanged; it must add "
+                f"d out/d {name} * out.grad into {name}.grad (did you set out._backward?)")
+        if near(start + local):
+            raise AssertionError(f"{fn_name}: {name}.grad gained the local derivative "
+                                 "but not times out.grad: multiply by out.grad (the chain rule)")
+        if near(start - local * g):
+            raise AssertionError(f"{fn_name}: the gradient of {name} has the wrong sign")
+        for description, wrong in _PROBE_MISTAKES[op]:
+            if near(start + wrong(x, n, expected_out) * g):
+                raise AssertionError(f"{fn_name}: {description}")
+        raise AssertionError(
+            f"{fn_name}: after out._backward() with out.grad = {_fmt(g)}, {name}.grad is "
+            f"{_fmt(got)} but should be {_fmt(want)} ({_fmt(start)} it had + {_fmt(local)} "
+            f"* {_fmt(g)})")
+
+
+def _fan_out(V, op: str, seed: int) -> None:
+    """The same Value used twice: ``a op a`` for a binary op, two uses of ``a`` otherwise."""
+    fn_name = _OP_LABEL[op]
+    rng = _rng(seed + 100)
+    x = float(rng.uniform(0.4, 1.4))
+    a = V(x)
+    if op in ("add", "mul"):
+        out = a + a if op == "add" else a * a
+        out.grad = 1.0
+        out._backward()
+        want, one = (2.0, 1.0) if op == "add" else (2 * x, x)
+        what = f"a {'+' if op == 'add' else '*'} a"
+    else:
+        program = [(op, (0, 2) if op == "pow" else (0,)), (op, (0, 3) if op == "pow" else (0,))]
+        nodes = _build(V, [x], program, op)
+        a = nodes[0]
+        for node in nodes[1:]:
+            node.grad = 1.0
+            node._backward()
+        locals_ = [_local_grads(o, ar, [x], _op_float(o, ar, [x]))[0][1] for o, ar in program]
+        want, one = sum(locals_), locals_[1]
+        what = f"two {fn_name} nodes of the same a"
+    got = _grads_of([a], 1, fn_name)[0]
+    if np.isclose(got, want, rtol=1e-9, atol=1e-12):
+        return
+    if np.isclose(got, one, rtol=1e-9, atol=1e-12):
+        raise AssertionError(f"{fn_name}: in {what}, the gradient of a value used twice counts "
+                             "one path only: accumulate with += instead of =")
+    raise AssertionError(f"{fn_name}: in {what}, a.grad is {_fmt(got)} but should be "
+                         f"{_fmt(want)} (the sum over both paths)")
+
+
+def _grader_backward(out) -> None:
+    out.grad = 1.0
+    for v in reversed(_topo(out)):
+        v._backward()
+
+
+def _check_value_op(V, op: str, seed: int, graphs: int) -> None:
+    fn_name = _OP_LABEL[op]
+    _refuse_bplib_value(V, fn_name)
+    with _strict_floats(fn_name):
+        _probe(V, op, 2 * seed)  # a positive and a negative input
+        _probe(V, op, 2 * seed + 1)
+        _fan_out(V, op, seed)
+        for k in range(graphs):
+            rng = _rng(1000 * seed + k)
+            leaves, program = _random_program(rng, n_leaves=3, n_ops=12, op=op)
+            nodes = _build(V, leaves, program, op)
+            _grader_backward(nodes[-1])
+            _compare_graph(_grads_of(nodes, len(leaves), fn_name), leaves, program, fn_name,
+                           f"a random graph (seed {seed}.{k})")
+        if op in ("add", "mul", "tanh", "relu"):
+            leaves, program = _mlp_program(_rng(seed + 7), act="relu" if op == "relu" else "tanh")
+            nodes = _build(V, leaves, program, op)
+            _grader_backward(nodes[-1])
+            _compare_graph(_grads_of(nodes, len(leaves), fn_name), leaves, program, fn_name,
+                           "a small MLP made of Values")
+
+
+def check_value_add(V, seed: int = 0, graphs: int = 1) -> None:
+    """``Value.__add__``: its ``_backward`` adds ``out.grad`` into both inputs' grads."""
+    _check_value_op(V, "add", seed, graphs)
+
+
+def check_value_mul(V, seed: int = 0, graphs: int = 1) -> None:
+    """``Value.__mul__``: each input gains the other's data times ``out.grad``."""
+    _check_value_op(V, "mul", seed, graphs)
+
+
+def check_value_pow(V, seed: int = 0, graphs: int = 1) -> None:
+    """``Value.__pow__`` (a number exponent n): ``n * x**(n-1) * out.grad``."""
+    _check_value_op(V, "pow", seed, graphs)
+
+
+def check_value_tanh(V, seed: int = 0, graphs: int = 1) -> None:
+    """``Value.tanh``: ``(1 - out.data**2) * out.grad``."""
+    _check_value_op(V, "tanh", seed, graphs)
+
+
+def check_value_relu(V, seed: int = 0, graphs: int = 1) -> None:
+    """``Value.relu``: ``out.grad`` where the input was positive, nothing elsewhere."""
+    _check_value_op(V, "relu", seed, graphs)
+
+
+def check_value_exp(V, seed: int = 0, graphs: int = 1) -> None:
+    """``Value.exp``: ``out.data * out.grad``."""
+    _check_value_op(V, "exp", seed, graphs)
+
+
+def check_value_backward(V, seed: int = 0, graphs: int = 1, depth: int = 200) -> None:
+    """``Value.backward``: the output's grad set to 1, then every node's ``_backward`` once,
+    each after all the nodes that use it (a topological order), iteratively.
+
+    Every node is made by the grader with its own rules, so only ``backward`` is graded:
+    random graphs with values used several times, a small MLP, a chain ``depth`` long.
+    """
+    fn_name = "backward"
+    _refuse_bplib_value(V, fn_name)
+    x = V(float(_rng(seed).uniform(-2, 2)))
+    with _strict_floats(fn_name):
+        x.backward()
+    if not np.isclose(_grads_of([x], 1, fn_name)[0], 1.0):
+        raise AssertionError("backward: after x.backward() on a lone Value, x.grad is "
+                             f"{_fmt(x.grad)}; d self / d self = 1: set self.grad = 1 first")
+    # u = tanh(x), w = tanh(u), out = u + w: u is used by out and by w, so its _backward
+    # must wait for w's (a breadth-first walk from out runs it first)
+    problems = [([0.4], [("tanh", (0,)), ("tanh", (1,)), ("add", (1, 2))],
+                 "out = u + tanh(u) with u = tanh(x)")]
+    for k in range(graphs + 1):
+        rng = _rng(2000 * seed + k)
+        if k == graphs:
+            leaves, program = _mlp_program(rng)
+            what = "a small MLP made of Values"
+        else:
+            leaves, program = _random_program(rng, 3, 14, "add", share=0.3)
+            what = f"a random graph (seed {seed}.{k})"
+        problems.append((leaves, program, what))
+    # a chain: x -> tanh -> ... -> tanh, each step also reusing x (so x fans out `depth` times)
+    chain = [("mul", (0, 0))]
+    for _ in range(depth):
+        chain += [("tanh", (len(chain),)), ("add", (len(chain) + 1, 0))]
+    problems.append(([0.3], chain, f"a chain of {len(chain)} nodes"))
+    for leaves, program, what in problems:
+        record: list = []
+        nodes = _build(V, leaves, program, None, record)
+        out = nodes[-1]
+        try:
+            with _strict_floats(fn_name):
+                out.backward()
+        except RecursionError:
+            raise AssertionError(
+                f"backward: RecursionError on {what}: a graph deeper than Python's recursion "
+                "limit (an unrolled RNN) must work: build the topological order with a loop "
+                "and an explicit stack, not a recursive function") from None
+        _check_order(record, nodes, len(leaves), what)
+        got = _grads_of(nodes, len(leaves), fn_name)
+        _compare_graph(got, leaves, program, fn_name, what,
+                       hint=" (did backward set the output's grad to 1 and run each node once?)")
+
+
+def _check_order(record: list, nodes: list, n_leaves: int, what: str) -> None:
+    made = [n for n in _topo(nodes[-1]) if n._prev]  # the grader's nodes the output uses
+    counts: dict[int, int] = {}
+    for node in record:
+        counts[id(node)] = counts.get(id(node), 0) + 1
+    if any(c > 1 for c in counts.values()):
+        raise AssertionError(
+            f"backward: on {what}, the _backward of a node ran more than once (a value used "
+            "several times was visited once per use): keep a set of visited nodes")
+    missing = [n for n in made if id(n) not in counts]
+    if missing:
+        raise AssertionError(
+            f"backward: on {what}, {len(missing)} of the {len(made)} nodes never ran their "
+            "_backward: visit every node the output depends on (through _prev)")
+    position = {id(n): i for i, n in enumerate(record)}
+    for node in made:
+        for child in node._prev:
+            if id(child) in position and position[id(child)] < position[id(node)]:
+                raise AssertionError(
+                    f"backward: on {what}, backward visits a node before all its parents: "
+                    "a node's _backward must run only after every node that uses it has "
+                    "passed its gradient on; use a topological order, reversed")

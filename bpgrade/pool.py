@@ -1,68 +1,76 @@
-"""Parallel, crash-safe autograding of a whole class with nbgrader.
+"""Crash-safe autograding of a whole class with nbgrader, on Dask.
 
-    python -m bpgrade autograde ex04_backward --jobs 4 [--db-url URL] [--force]
+    python -m bpgrade autograde ex04_backward [--scheduler tcp://host:8786] [--jobs N]
+                                              [--db-url URL] [--force] [--timeout S]
 
 run in the course root (the folder of ``nbgrader_config.py``) grades every
 ``submitted/<student>/<assignment>/`` with nbgrader's own ``Autograde`` converter,
-the code path of ``nbgrader autograde <assignment> --student <id> --force``, so the
-grades are those of a serial ``nbgrader autograde <assignment>`` and every setting
-of ``nbgrader_config.py`` (the sandbox of ``nbgrader_sandbox.py`` included) applies.
+so the grades are those of a serial ``nbgrader autograde <assignment>`` and every
+setting of ``nbgrader_config.py`` (the sandbox of ``nbgrader_sandbox.py`` included)
+applies. One code path: without ``--scheduler`` it starts a Dask ``LocalCluster`` on
+this machine (``--jobs`` worker processes, default one per CPU, one thread each);
+with ``--scheduler`` it sends the class to a running Dask cluster (SSH hosts,
+Kubernetes, SLURM: see ``chapters/scaling.md``).
 
 How it works
 ------------
-* **Workers.** ``--jobs`` long-lived worker processes (``python -m bpgrade
-  _worker``) each load nbgrader and the course's config once, then grade the
-  students the parent sends them one at a time (a JSON line in, a JSON line out).
-  One ``nbgrader`` process per student would pay nbgrader's start-up (about 1.7 s
-  of the 2.6 s a single-student call costs here) for every submission. The
-  workers start first; the first one also reads the gradebook (its URL, whether
-  the assignment is in it, who is graded) and tells the parent, which never loads
-  nbgrader itself, so the start-ups overlap.
-* **Graded means graded.** A student is *graded* when nbgrader graded the
-  submission: its ``Autograde`` run returned without raising, the gradebook holds
-  the submission and the autograded notebooks exist, freshly written. The ERROR
-  lines that nbclient logs on the way (a cell that timed out, an interrupted or
-  dead kernel) do not make it fail: nbgrader gave those cells zero, as a serial
-  ``nbgrader autograde`` does. They become the outcome's *notes* (for instance
-  ``2 cells timed out (3 s each)`` or ``kernel died in cell 4: ...``), shown in
-  the progress line and under the summary. A notebook repaired before grading
-  (a list of strings in its metadata, ``bpgrade_repairs``, read back from the
-  autograded notebook) is counted as *repaired*, with what was repaired.
-* **Isolation.** A student whose grading raises (a notebook that is not JSON, a
-  kernel that cannot be interrupted) is reported as *failed* with the reason, and
-  its worker goes on. A worker that dies (a kernel that kills its parent, the
-  out-of-memory killer) is reported with its student and replaced; a student that
-  takes longer than ``--timeout`` seconds has its worker killed and replaced. No
-  student's failure touches another's grades: each is its own nbgrader run.
+* **Stateless workers, no shared filesystem.** One Dask task per student carries
+  everything it needs (:func:`make_task`): the student's submitted files (bytes),
+  the instructor's source folder of the assignment (``solutions/<assignment>/``)
+  and the course's grading configuration (``nbgrader_config.py``,
+  ``nbgrader_sandbox.py``); it names no path of the course. The worker
+  (:func:`grade_task`) builds a private throw-away course from them in its own
+  temporary folder (once per worker process and assignment: ``nbgrader
+  generate_assignment`` puts the assignment into a private SQLite gradebook
+  there), runs nbgrader's ``Autograde`` for that one student (bubblewrap, limits,
+  integrity check, repair: the same configuration) and returns the autograded
+  folder's files and the scores per grade cell. Workers never see the course
+  folder nor the gradebook.
+* **The client alone writes.** For each returned result the client replaces
+  ``autograded/<student>/<assignment>/`` with the returned files and saves the
+  grades into the course's gradebook (SQLite or PostgreSQL) with nbgrader's own
+  ``SaveAutoGrades`` and ``AssignLatePenalties`` preprocessors run on the returned
+  autograded notebook, after ``update_or_create_submission`` with the timestamp
+  the worker read: the same code that writes the grades in a serial ``nbgrader
+  autograde``, which ran nothing else against the gradebook. It then checks that
+  the gradebook holds, cell by cell, the scores the worker computed.
+* **Graded means graded.** As before: a student is *graded* when nbgrader's run
+  returned without raising and wrote every notebook; the ERROR lines nbclient logs
+  on the way (a cell that timed out, a dead kernel) are the outcome's *notes*; a
+  notebook repaired before grading (its ``bpgrade_repairs`` metadata) counts as
+  *repaired*. A student whose grading raises is *failed* with the reason.
+* **Nothing lost, nothing twice.** A worker that dies mid-task (SIGKILL, the
+  out-of-memory killer) wrote nothing anywhere that matters: Dask reschedules its
+  task on another worker. A submission that kills its worker every time ends, after
+  Dask's ``distributed.scheduler.allowed-failures`` retries (:data:`ALLOWED_FAILURES`
+  on a LocalCluster), as ``KilledWorker``: that student is *failed* with the
+  reason and the run goes on. Only the running task of a dead worker counts as
+  suspect: the LocalCluster gives each worker one task at a time
+  (``distributed.scheduler.worker-saturation: 1.0``; give a scheduler of your own
+  the same setting). ``--timeout``: a task that runs longer ends its worker
+  process (a watchdog thread in the worker), which Dask treats like any other
+  death of a worker.
 * **Crash safety.** A student counts as finished only when the journal
-  ``.grading/<assignment>/<student>.json`` says so, and the parent writes that
-  file (atomically: write then rename) only after nbgrader graded the student
-  (see above: notes or not). It records a fingerprint of the submitted files and
-  the gradebook's address. A run that is killed (even with SIGKILL, the whole process group)
-  leaves at worst a half-written ``autograded/<student>/`` folder and a
-  half-saved submission in the gradebook, with no journal entry; the next run
-  regrades exactly those students with ``--force``, which replaces both. A
-  finished student is skipped only if its journal entry matches the current
-  submission (a resubmission is regraded), its autograded notebook exists and
-  the gradebook holds its submission (a new or emptied gradebook regrades all).
-* **Gradebook.** SQLite by default (nbgrader's ``sqlite:///<root>/gradebook.db``
-  or the ``db_url`` of ``nbgrader_config.py``), with ``?timeout=60`` added: a
-  worker that finds the database locked by another waits up to 60 s for it.
-  Measured here (2 cores, load about 8, 4 workers, 24 submissions of
-  ``ex05_updates``): with ``timeout=0`` 23 of 24 students failed with "database
-  is locked", so the workers do contend; with the driver's default 5 s and with
-  60 s none failed. nbgrader's writes last milliseconds; 60 s leaves room for a
-  machine so loaded that a writer is descheduled while it holds the lock. A
-  student whose grading still fails with "database is locked" is graded once more
-  at the end of the run. Serialising the writes through the parent was not
-  needed, and it would mean replacing nbgrader's own saving code. With
-  ``--db-url postgresql+psycopg2://user@host/db`` the workers (and workers on
-  other machines, see ``--shard``) write concurrently; PostgreSQL locks rows.
+  ``.grading/<assignment>/<student>.json`` says so; the client writes that file
+  (atomically) only after the gradebook write. A client killed mid-run leaves at
+  worst a half-written ``autograded/<student>/`` and a half-saved submission with
+  no journal entry; the next run regrades exactly those students and replaces
+  both. A finished student is skipped only if its journal entry matches the
+  current submission (a resubmission is regraded), its autograded notebooks exist
+  and the gradebook holds its submission.
+* **The run is visible.** One line per student with the counts (done, failed,
+  left) and the rate per minute, Dask's dashboard link when the dashboard runs
+  (it needs ``bokeh``, which the course does not install), and the summary table.
 
-The assignment must already be in the gradebook (``nbgrader generate_assignment``
-against the same ``db_url`` puts it there); the grader checks that before it starts.
-Exit status: 0 when every submission is graded (with notes or not), 1 when any
-failed, 2 on bad input.
+The assignment must already be in the course's gradebook (``nbgrader
+generate_assignment`` against the same ``db_url`` puts it there); the client checks
+that before any task starts. Exit status: 0 when every submission is graded (with
+notes or not), 1 when any failed, 2 on bad input.
+
+For the tests only: a worker whose environment has ``BPGRADE_TEST_KILL_WORKER=<student>``
+SIGKILLs its own process when it receives that student's task, a submission that
+kills its worker every time (a kernel cannot: the sandbox's PID namespace hides the
+worker from it).
 """
 
 from __future__ import annotations
@@ -70,20 +78,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import re
-import selectors
-import subprocess
+import shutil
+import signal
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from .course import tools_env, tools_on_path
+from .course import CONFIG_FILES, IGNORE, tools_on_path
 
 # jsonschema (under nbformat) imports rfc3987_syntax if it is installed, for two
 # format checkers ("iri", "iri-reference") that no notebook schema uses; that import
@@ -92,9 +103,12 @@ from .course import tools_env, tools_on_path
 sys.modules.setdefault("rfc3987_syntax", None)
 
 SQLITE_BUSY_TIMEOUT = 60  # seconds a SQLite writer waits for the lock
-STUDENT_TIMEOUT = 1800  # seconds before a worker stuck on one student is killed
+STUDENT_TIMEOUT = 1800  # seconds one student's task may run before its worker is ended
+ALLOWED_FAILURES = 2  # deaths of a worker a task may cause before it is KilledWorker
 STATE_DIR = ".grading"
 REPAIRS_KEY = "bpgrade_repairs"  # notebook metadata: what was repaired before grading
+WINDOW = 64  # students sent to Dask ahead of their results, at least
+TEST_KILL_ENV = "BPGRADE_TEST_KILL_WORKER"  # tests only: see the module's docstring
 
 
 class GradingError(RuntimeError):
@@ -274,265 +288,210 @@ class Journal:
         self.entry(student).unlink(missing_ok=True)
 
 
-# ----------------------------------------------------------------------------- workers
 
 
-class Worker:
-    """One ``python -m bpgrade _worker`` process and the student it is grading.
+# ------------------------------------------------------------------------------- tasks
 
-    Its first line says it is ready (``{"ready": {...}}``) or why it cannot start
-    (``{"error": "..."}``); each later line is the :class:`Outcome` of one student.
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    """``{relative path: bytes}`` of the files under ``folder``, without what
+    :data:`bpgrade.course.IGNORE` leaves out (editor leftovers, exercise text sources)."""
+    files = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder)
+        if any(IGNORE("", [part]) for part in rel.parts):  # the patterns ignore the folder
+            continue
+        files[rel.as_posix()] = path.read_bytes()
+    return files
+
+
+def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` (see :func:`_tree`) under ``folder``; refuse paths that leave it."""
+    folder = folder.resolve()
+    for rel, data in files.items():
+        path = (folder / rel).resolve()
+        if folder not in path.parents:
+            raise GradingError(f"refused a file outside its folder: {rel!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def course_files(root: Path, assignment: str) -> dict[str, bytes]:
+    """What every task of ``assignment`` carries of the course: its grading configuration
+    (``nbgrader_config.py``, ``nbgrader_sandbox.py``) and ``solutions/<assignment>/``."""
+    source = root / "solutions" / assignment
+    if not source.is_dir():
+        raise GradingError(f"no source folder {source} (the instructor's notebooks)")
+    files = {name: (root / name).read_bytes() for name in CONFIG_FILES
+             if (root / name).is_file()}
+    files.update({f"solutions/{assignment}/{rel}": data for rel, data in _tree(source).items()})
+    return files
+
+
+def make_task(root: Path, assignment: str, student: str, course: dict[str, bytes],
+              timeout: float = STUDENT_TIMEOUT) -> dict:
+    """The task of one student: everything a worker needs, and no path of the course."""
+    key = hashlib.sha256()
+    for rel, data in sorted(course.items()):
+        key.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    return {"assignment": assignment, "student": student, "course": course,
+            "course_key": key.hexdigest()[:16], "timeout": float(timeout),
+            "submission": _tree(root / "submitted" / student / assignment)}
+
+
+_PRIVATE: dict[str, tuple[Path, object]] = {}  # worker side: course key -> (folder, app)
+_TASK_LOCK = threading.Lock()  # one grading at a time in a worker process (it chdirs)
+
+
+def grade_task(task: dict) -> dict:
+    """Run on a Dask worker: grade one student in a private course; return the result.
+
+    The result holds the :class:`Outcome` (as a dict), nbgrader's log, the files of
+    the autograded folder (bytes; empty unless graded), the submission's timestamp as
+    nbgrader read it, the auto scores ``{notebook: {grade_id: score}}``, and where it
+    ran (host, process, private course folder, working directory).
     """
+    student = task["student"]
+    if os.environ.get(TEST_KILL_ENV) == student:  # tests only: a worker-killing submission
+        os.kill(os.getpid(), signal.SIGKILL)
+    with _TASK_LOCK, _watchdog(task["timeout"], student):
+        course, app = _private_course(task)
+        return _grade_in(course, app, task)
 
-    def __init__(self, root: Path, assignment: str, db_url: str | None, log: Path,
-                 check: bool = False):
-        argv = [sys.executable, "-m", "bpgrade", "_worker", assignment]
-        argv += ["--db-url", db_url] if db_url else []
-        argv += ["--check"] if check else []
-        with open(log, "ab") as err:
-            self.proc = subprocess.Popen(argv, cwd=root, env=tools_env(), text=True,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=err, bufsize=1)
-        self.check = check
-        self.ready = False
-        self.student: str | None = None
-        self.fingerprint = ""
-        self.started = time.monotonic()
 
-    def send(self, student: str, fp: str) -> None:
-        self.student, self.fingerprint, self.started = student, fp, time.monotonic()
-        self.proc.stdin.write(student + "\n")
-        self.proc.stdin.flush()
+@contextlib.contextmanager
+def _watchdog(seconds: float, student: str):
+    """End this worker process if the task runs longer than ``seconds`` (Dask then
+    treats it as a dead worker: the task is retried, then ``KilledWorker``)."""
+    def expire():
+        print(f"bpgrade: {student} not graded within {seconds:g} s: ending this worker",
+              file=sys.stderr, flush=True)
+        os._exit(75)
 
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-        self.proc.wait()
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
-    def close(self) -> None:
-        """End of input: the worker finishes its loop and exits."""
-        with contextlib.suppress(OSError):
-            self.proc.stdin.close()
 
-    def join(self, timeout: float = 30) -> None:
+def _worker_folder() -> Path:
+    """Where this worker keeps its private courses: the Dask worker's local directory
+    (Dask removes those of dead workers), else a temporary folder."""
+    with contextlib.suppress(Exception):
+        from distributed import get_worker
+
+        return Path(get_worker().local_directory)
+    return Path(tempfile.gettempdir())
+
+
+def _private_course(task: dict) -> tuple[Path, object]:
+    """This worker's private course for the task's assignment and configuration: built
+    once per worker process (``nbgrader generate_assignment`` into a private SQLite
+    gradebook), with nbgrader's autograde application loaded in it."""
+    key = f"{task['assignment']}-{task['course_key']}"
+    if key not in _PRIVATE:
+        folder = Path(tempfile.mkdtemp(prefix=f"bpgrade-{key}-", dir=_worker_folder()))
+        _write_tree(folder, task["course"])
+        db_url = f"sqlite:///{folder / 'gradebook.db'}"
+        private = [f"--db={db_url}", f"--CourseDirectory.root={folder}"]
+        _new_gradebook(db_url)
+        cwd = os.getcwd()
+        os.chdir(folder)
         try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
+            _generate_assignment(task["assignment"], private)
+            app = _nbgrader_app(task["assignment"], private)
+        finally:
+            os.chdir(cwd)
+        _PRIVATE[key] = (folder, app)
+    return _PRIVATE[key]
 
 
-def _lost(worker: Worker, why: str) -> Outcome:
-    return Outcome(worker.student or "?", "failed", time.monotonic() - worker.started,
-                   reason=why)
+def _grade_in(course: Path, app, task: dict) -> dict:
+    from nbgrader.api import Gradebook
 
-
-def _log_tail(log: Path, lines: int = 5) -> str:
+    assignment, student = task["assignment"], task["student"]
+    for kind in ("submitted", "autograded"):
+        shutil.rmtree(course / kind / student, ignore_errors=True)
+    _write_tree(course / "submitted" / student / assignment, task["submission"])
+    cwd = os.getcwd()
+    os.chdir(course)
     try:
-        tail = log.read_text(errors="replace").strip().splitlines()[-lines:]
-    except OSError:
-        return ""
-    return " | ".join(ln.strip() for ln in tail)
+        outcome, log = grade_one(app, assignment, student)
+    finally:
+        os.chdir(cwd)
+    result = {"outcome": asdict(outcome), "log": log, "files": {}, "timestamp": None,
+              "scores": {}, "where": {"host": os.uname().nodename, "pid": os.getpid(),
+                                      "course": str(course), "cwd": cwd}}
+    if outcome.status == "graded":
+        result["files"] = _tree(_autograded(app, assignment, student))
+        with Gradebook(app.coursedir.db_url, app.coursedir.course_id) as gb:
+            submission = gb.find_submission(assignment, student)
+            stamp = submission.timestamp
+            result["timestamp"] = stamp.isoformat() if stamp else None
+            result["scores"] = {nb.name: {g.name: float(g.auto_score or 0) for g in nb.grades}
+                                for nb in submission.notebooks}
+    for kind in ("submitted", "autograded"):
+        shutil.rmtree(course / kind / student, ignore_errors=True)
+    return result
 
 
-@dataclass
-class Settings:
-    """What the first worker found in the course: the gradebook and who is in it."""
+def _new_gradebook(db_url: str) -> None:
+    """Create an empty gradebook at ``db_url`` as nbgrader's ``Gradebook`` does (its
+    tables and the ``alembic_version`` of nbgrader's newest schema), but read that
+    version in this process: nbgrader runs the ``alembic`` program for it, a Python
+    start-up that costs a worker about a second of CPU."""
+    from alembic.script import ScriptDirectory
+    from nbgrader.api import Base
+    from nbgrader.dbutil import ALEMBIC_DIR
+    from sqlalchemy import create_engine, text
 
-    db_url: str
-    course_id: str
-    in_gradebook: set[str]
-
-
-class Pool:
-    """The worker processes, the students still to send, and who is grading whom.
-
-    The workers start at once, each loading nbgrader and the course's config (about
-    a second and a half); the first also reads the gradebook for the parent, which
-    never imports nbgrader (:meth:`start`). Use as a context manager: leaving it
-    kills the workers still running.
-    """
-
-    def __init__(self, root: Path, assignment: str, log: Path,
-                 timeout: float = STUDENT_TIMEOUT):
-        self.root, self.assignment, self.log, self.timeout = root, assignment, log, timeout
-        self.db_url: str | None = None
-        self.settings: Settings | None = None
-        self.live: dict = {}  # worker's stdout -> Worker, for every worker not closed
-        self.closed: list[Worker] = []
-        self.pending: list[str] | None = None  # None until grade(); the next is at the end
-        self.journal: Journal | None = None
-        self.retried: set[str] = set()
-        self.sel = selectors.DefaultSelector()
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for worker in self.live.values():
-            worker.kill()
-        for worker in self.closed:
-            worker.join()
-        self.sel.close()
-
-    def _spawn(self, check: bool = False) -> None:
-        worker = Worker(self.root, self.assignment, self.db_url, self.log, check)
-        self.live[worker.proc.stdout] = worker
-        self.sel.register(worker.proc.stdout, selectors.EVENT_READ)
-
-    def start(self, workers: int, db_url: str | None = None,
-              wait: float = STUDENT_TIMEOUT) -> Settings:
-        """Start ``workers`` processes; return the first one's :class:`Settings`.
-
-        ``db_url`` None means the course's gradebook, as its config says. Raises
-        :class:`GradingError` if the first worker cannot start or finds no assignment.
-        """
-        self.db_url = db_url
-        for i in range(workers):
-            self._spawn(check=i == 0)
-        deadline = time.monotonic() + wait
-        while self.settings is None:
-            if time.monotonic() > deadline:
-                raise GradingError(f"nbgrader did not start within {wait:g} s; see {self.log}")
-            for _ in self._poll():
-                pass  # no student is out before the settings are known
-        return self.settings
-
-    def grade(self, todo: list[str], journal: Journal) -> Iterator[Outcome]:
-        """Grade ``todo``; yield each student's outcome as it finishes."""
-        self.pending, self.journal = list(reversed(todo)), journal
-        for worker in [w for w in self.live.values() if w.ready and w.student is None]:
-            self._dispatch(worker)
-        while self.pending or any(w.student for w in self.live.values()):
-            if not self.live:  # every worker died while starting
-                why = f"no grading worker could start: {_log_tail(self.log)}"
-                while self.pending:
-                    yield Outcome(self.pending.pop(), "failed", reason=why)
-                return
-            yield from self._poll()
-
-    def _poll(self) -> Iterator[Outcome]:
-        for key, _ in self.sel.select(timeout=1.0):
-            yield from self._read(self.live[key.fileobj])
-        for worker in [w for w in self.live.values() if self._overdue(w)]:
-            self._drop(worker)
-            worker.kill()
-            yield _lost(worker, f"not graded within {self.timeout:g} s; its worker was killed")
-            self._spawn()
-
-    def _overdue(self, worker: Worker) -> bool:
-        return worker.student is not None and time.monotonic() - worker.started > self.timeout
-
-    def _drop(self, worker: Worker) -> None:
-        self.sel.unregister(worker.proc.stdout)
-        del self.live[worker.proc.stdout]
-
-    def _read(self, worker: Worker) -> Iterator[Outcome]:
-        """Handle one line of ``worker`` (or its death)."""
-        line = worker.proc.stdout.readline()
-        if not line:
-            self._drop(worker)
-            worker.kill()
-            status = worker.proc.returncode
-            if worker.check and self.settings is None:
-                raise GradingError(f"nbgrader could not start (exit status {status}): "
-                                   f"{_log_tail(self.log)}")
-            if worker.student is not None:
-                yield _lost(worker, f"the grading process died (exit status {status})")
-                self._spawn()
-            return  # a worker that dies before it is ready is not replaced
-        message = json.loads(line)
-        if "error" in message:
-            raise GradingError(message["error"])
-        if "ready" in message:
-            worker.ready = True
-            if worker.check:
-                ready = message["ready"]
-                self.db_url = ready["db_url"]
-                self.settings = Settings(ready["db_url"], ready["course_id"],
-                                         set(ready["in_gradebook"]))
-            if self.pending is not None:
-                self._dispatch(worker)
-            return
-        outcome = Outcome(**message)
-        worker.student = None
-        if outcome.status == "graded":
-            self.journal.record(outcome.student, worker.fingerprint, outcome)
-        if _retry(outcome, self.retried):
-            self.pending.insert(0, outcome.student)
-        else:
-            yield outcome
-        self._dispatch(worker)
-
-    def _dispatch(self, worker: Worker) -> None:
-        """Send the next student to ``worker``, or let it go."""
-        if not self.pending:
-            self._drop(worker)
-            worker.close()
-            self.closed.append(worker)
-            return
-        student = self.pending.pop()
-        self.journal.forget(student)
-        worker.send(student, self.journal.submission(student))
-
-
-def _retry(outcome: Outcome, retried: set[str]) -> bool:
-    """Whether to grade a student once more: only after a locked SQLite database, once."""
-    if outcome.status != "failed" or "database is locked" not in outcome.reason:
-        return False
-    if outcome.student in retried:
-        return False
-    retried.add(outcome.student)
-    return True
-
-
-def worker_main(assignment: str, db_url: str | None, check: bool = False) -> int:
-    """Grade the students named on stdin, one per line; answer each with a JSON line.
-
-    The first line out says the worker is ready: the gradebook's URL (the course's
-    unless ``db_url`` is given; SQLite with a busy timeout), the course, and with
-    ``check`` the students the gradebook holds for ``assignment``; or it says why
-    grading cannot start. Runs in the course root. stdout is kept for the answers:
-    anything else that writes to file descriptor 1 goes to stderr.
-    """
-    answers = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    sys.stdout = sys.stderr
+    head = ScriptDirectory(ALEMBIC_DIR).get_current_head()
+    engine = create_engine(db_url, future=True)
     try:
-        app = _nbgrader_app(assignment, db_url)
-        ready = {"db_url": app.coursedir.db_url, "course_id": app.coursedir.course_id,
-                 "in_gradebook": None}
-        if check:
-            ready["in_gradebook"] = sorted(graded_in_gradebook(
-                app.coursedir.db_url, app.coursedir.course_id, assignment))
-    except Exception as exc:  # the parent says why; nothing is graded
-        logging.getLogger(__name__).exception("cannot start grading")
-        message = str(exc) if isinstance(exc, GradingError) else f"{type(exc).__name__}: {exc}"
-        answers.write(json.dumps({"error": message}) + "\n")
-        return 2
-    answers.write(json.dumps({"ready": ready}) + "\n")
-    for line in sys.stdin:
-        student = line.strip()
-        if student:
-            outcome = grade_one(app, assignment, student)
-            answers.write(json.dumps(asdict(outcome)) + "\n")
-    return 0
+        Base.metadata.create_all(bind=engine)
+        with engine.begin() as db:
+            db.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            db.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})
+    finally:
+        engine.dispose()
 
 
-def _nbgrader_app(assignment: str, db_url: str | None):
-    """nbgrader's autograde application, configured as ``nbgrader autograde --force``,
-    on ``db_url`` or the course's gradebook, with a busy timeout if it is SQLite."""
+def _generate_assignment(assignment: str, argv: list[str]) -> None:
+    """``nbgrader generate_assignment ASSIGNMENT --force ARGV`` in this process, in the
+    current folder: the assignment into the private gradebook (and a release nobody
+    reads). Raises if nbgrader fails."""
+    from nbgrader.apps.generateassignmentapp import GenerateAssignmentApp
+
+    app = GenerateAssignmentApp()
+    with tools_on_path():
+        app.initialize([assignment, "--force", *argv])
+        for handler in list(app.log.handlers):
+            app.log.removeHandler(handler)
+        app.log.propagate = False
+        app.start()
+
+
+def _nbgrader_app(assignment: str, argv: list[str]):
+    """nbgrader's autograde application, configured as ``nbgrader autograde --force``
+    in the current folder with the extra ``argv``."""
     from nbgrader.apps.autogradeapp import AutogradeApp
 
     app = AutogradeApp()
-    argv = [assignment, "--force", "--Autograde.create_student=True"]
-    app.initialize(argv + ([f"--db={db_url}"] if db_url else []))
+    with tools_on_path():
+        app.initialize([assignment, "--force", "--Autograde.create_student=True", *argv])
     app.coursedir.assignment_id = assignment
-    app.coursedir.db_url = with_busy_timeout(app.coursedir.db_url)
+    for handler in list(app.log.handlers):  # its log goes to the result, not the worker's stderr
+        app.log.removeHandler(handler)
+    app.log.propagate = False
     return app
 
 
-def grade_one(app, assignment: str, student: str) -> Outcome:
-    """Autograde one student in this process, as ``nbgrader autograde --student`` would.
+def grade_one(app, assignment: str, student: str) -> tuple[Outcome, str]:
+    """Autograde one student in this process, as ``nbgrader autograde --student`` would;
+    return the outcome and nbgrader's log of it.
 
     *Graded* when nbgrader's run returned without raising and :func:`_check_graded`
     finds its result; the ERROR lines logged on the way are the outcome's notes.
@@ -540,13 +499,13 @@ def grade_one(app, assignment: str, student: str) -> Outcome:
     """
     from nbgrader.converters import Autograde
 
-    journal = Path(app.coursedir.root) / STATE_DIR / assignment
     start, before = time.monotonic(), _stamps(_autograded(app, assignment, student))
-    with _captured_log(app.log, journal / f"{student}.log") as records:
+    with _captured_log(app.log) as (records, text):
         app.coursedir.student_id = student
         reason = None
         try:
-            Autograde(coursedir=app.coursedir, parent=app).start()
+            with tools_on_path():
+                Autograde(coursedir=app.coursedir, parent=app).start()
         except (Exception, SystemExit) as exc:  # one student's failure is reported, not raised
             failed = [r for r in records if r.levelno >= logging.ERROR]
             error = logging.makeLogRecord({"msg": f"{type(exc).__name__}: {exc}"})
@@ -559,27 +518,29 @@ def grade_one(app, assignment: str, student: str) -> Outcome:
                 app.log.error(reason)
     seconds = time.monotonic() - start
     if reason is not None:
-        return Outcome(student, "failed", seconds, reason=reason)
-    return Outcome(student, "graded", seconds, score, max_score, reason=_notes(records),
-                   repairs=_repairs(notebooks))
+        return Outcome(student, "failed", seconds, reason=reason), text.getvalue()
+    return (Outcome(student, "graded", seconds, score, max_score, reason=_notes(records),
+                    repairs=_repairs(notebooks)), text.getvalue())
 
 
 @contextlib.contextmanager
-def _captured_log(log: logging.Logger, path: Path):
-    """Collect ``log``'s records into a list, and write them to ``path``."""
+def _captured_log(log: logging.Logger):
+    """Collect ``log``'s records into a list, and their text into a StringIO."""
     records: list[logging.LogRecord] = []
     keep = logging.Handler()
     keep.emit = records.append
-    to_file = logging.FileHandler(path, mode="w")
-    to_file.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+    text = io.StringIO()
+    to_text = logging.StreamHandler(text)
+    to_text.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
     log.addHandler(keep)
-    log.addHandler(to_file)
+    log.addHandler(to_text)
     try:
-        yield records
+        yield records, text
     finally:
         log.removeHandler(keep)
-        log.removeHandler(to_file)
-        to_file.close()
+        log.removeHandler(to_text)
+
+
 
 
 def _reason(records: list[logging.LogRecord]) -> str:
@@ -693,27 +654,114 @@ def _repairs(notebooks: list[Path]) -> list[str]:
     return repairs
 
 
-# ------------------------------------------------------------------------- the class
+
+# ----------------------------------------------------------------------- the client
 
 
-def shard(students: list[str], spec: str | None) -> list[str]:
-    """The students of shard ``"K/N"`` (every N-th from the K-th, K from 1); all if None."""
-    if not spec:
-        return students
+class Importer:
+    """Writes a worker's result into the course: ``autograded/`` and the gradebook."""
+
+    def __init__(self, root: Path, assignment: str, db_url: str, course_id: str):
+        from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+        self.root, self.assignment, self.db_url, self.course_id = (root, assignment, db_url,
+                                                                    course_id)
+        self.config = None
+        with contextlib.suppress(ConfigFileNotFound):
+            self.config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+    def folder(self, student: str) -> Path:
+        return self.root / "autograded" / student / self.assignment
+
+    def save(self, student: str, result: dict) -> None:
+        """Replace ``autograded/<student>/<assignment>/`` with the returned files and save
+        the grades with nbgrader's ``SaveAutoGrades`` and ``AssignLatePenalties``;
+        raise :class:`GradingError` if the gradebook then disagrees with the worker."""
+        import nbformat
+        from nbgrader.api import Gradebook
+        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+        from nbgrader.utils import parse_utc
+
+        folder = self.folder(student)
+        if folder.exists():
+            shutil.rmtree(folder)
+        _write_tree(folder, result["files"])
+        stamp = {"timestamp": parse_utc(result["timestamp"])} if result["timestamp"] else {}
+        with tools_on_path(), Gradebook(self.db_url, self.course_id) as gb:
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(self.assignment, student, **stamp)
+            names = [nb.name for nb in gb.find_assignment(self.assignment).notebooks]
+            for name in names:  # a notebook not handed in scores zero, as in nbgrader
+                if not (folder / f"{name}.ipynb").is_file():
+                    notebook = gb.find_submission_notebook(name, self.assignment, student)
+                    for grade in notebook.grades:
+                        grade.auto_score, grade.needs_manual_grade = 0, False
+                    gb.db.commit()
+        kwargs = {"config": self.config} if self.config is not None else {}
+        for name in names:
+            path = folder / f"{name}.ipynb"
+            if not path.is_file():
+                continue
+            nb = nbformat.read(path, as_version=4)
+            resources = {"nbgrader": {"notebook": name, "assignment": self.assignment,
+                                      "student": student, "db_url": self.db_url}}
+            for preprocessor in (SaveAutoGrades(**kwargs), AssignLatePenalties(**kwargs)):
+                nb, resources = preprocessor.preprocess(nb, resources)
+        with Gradebook(self.db_url, self.course_id) as gb:
+            saved = {nb.name: {g.name: float(g.auto_score or 0) for g in nb.grades}
+                     for nb in gb.find_submission(self.assignment, student).notebooks}
+        if saved != result["scores"]:
+            raise GradingError(f"the gradebook holds {saved}, the worker graded "
+                               f"{result['scores']}")
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, jobs: int | None = None):
+    """A Dask client: of the cluster at ``scheduler``, else of a new ``LocalCluster``
+    of ``jobs`` worker processes (one thread each) on this machine, closed on exit."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler, timeout=60) as client:
+            yield client
+        return
+    settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                "distributed.scheduler.worker-saturation": 1.0}
+    with dask.config.set(settings):
+        with LocalCluster(n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
+                          processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                          memory_limit=0, silence_logs=logging.ERROR) as cluster, \
+                Client(cluster) as client:
+            yield client
+
+
+def _workers(client) -> int:
+    return len(client.scheduler_info(n_workers=-1).get("workers", {}))
+
+
+def _dashboard(client) -> str | None:
+    """Dask's dashboard link, when the scheduler serves a dashboard (it needs bokeh)."""
+    with contextlib.suppress(Exception):
+        if "dashboard" in client.scheduler_info().get("services", {}) and client.run_on_scheduler(
+                _has_bokeh):
+            return client.dashboard_link
+    return None
+
+
+def _has_bokeh() -> bool:
     try:
-        k, n = (int(x) for x in spec.split("/"))
-    except ValueError:
-        raise GradingError(f"--shard must look like K/N (e.g. 2/3), not {spec!r}") from None
-    if not 1 <= k <= n:
-        raise GradingError(f"--shard {spec}: K must be between 1 and N={n}")
-    return students[k - 1::n]
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def grade_class(root: Path, assignment: str, jobs: int = 2, db_url: str | None = None,
-                force: bool = False, shard_spec: str | None = None,
-                timeout: float = STUDENT_TIMEOUT,
+def grade_class(root: Path, assignment: str, jobs: int | None = None,
+                db_url: str | None = None, force: bool = False,
+                scheduler: str | None = None, timeout: float = STUDENT_TIMEOUT,
                 progress: Callable[[str], None] = print) -> Summary:
-    """Autograde every submission of ``assignment`` in the course at ``root``.
+    """Autograde every submission of ``assignment`` in the course at ``root`` on Dask.
 
     Parameters
     ----------
@@ -721,56 +769,140 @@ def grade_class(root: Path, assignment: str, jobs: int = 2, db_url: str | None =
         The course root (the folder of ``nbgrader_config.py``).
     assignment : str
         The assignment, e.g. ``"ex04_backward"``.
-    jobs : int
-        Worker processes; each grades one submission at a time.
+    jobs : int, optional
+        Worker processes of the LocalCluster (default: one per CPU); ignored with
+        ``scheduler``.
     db_url : str, optional
-        The gradebook; default the course's (SQLite ``gradebook.db``). A SQLite URL
-        gets a 60 s busy timeout.
+        The gradebook; default the course's (SQLite ``gradebook.db``).
     force : bool
         Regrade students that a previous run finished.
-    shard_spec : str, optional
-        ``"K/N"``: grade only every N-th student from the K-th (several machines).
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``).
     timeout : float
-        Seconds one student may take before its worker is killed and replaced.
+        Seconds one student's task may run before its worker process is ended.
     progress : callable
-        Receives one line per finished student.
+        Receives the header, then one line per finished student.
 
     Returns
     -------
     Summary
-        One :class:`Outcome` per student of the shard.
+        One :class:`Outcome` per student.
     """
+    jobs = jobs or os.cpu_count() or 1
     if jobs < 1:
         raise GradingError(f"--jobs must be at least 1, not {jobs}")
     start = time.monotonic()
     root = root.resolve()
-    students = shard(submitted_students(root, assignment), shard_spec)
+    students = submitted_students(root, assignment)
     if not students:
         raise GradingError(f"no submission in {root / 'submitted'}/*/{assignment}/")
-    folder = root / STATE_DIR / assignment
-    folder.mkdir(parents=True, exist_ok=True)
-    with Pool(root, assignment, folder / "workers.log", timeout) as pool:
-        settings = pool.start(min(jobs, len(students)), db_url)
-        journal = Journal(root, assignment, settings.db_url)
-        summary = Summary(assignment, jobs)
-        todo = [s for s in students if force or not journal.finished(s, settings.in_gradebook)]
-        for s in sorted(set(students) - set(todo)):
-            summary.outcomes.append(Outcome(s, "skipped", reason="graded by an earlier run"))
-        progress(f"{assignment}: {len(students)} submissions, {len(todo)} to grade, "
-                 f"{len(students) - len(todo)} already graded; {jobs} workers; "
-                 f"gradebook {redacted(settings.db_url)}")
-        width = max(len(s) for s in students)
-        for outcome in pool.grade(todo, journal):
-            summary.outcomes.append(outcome)
-            progress(_progress_line(outcome, len(summary.outcomes), len(students), width))
+    default_url, course_id = course_settings(root)
+    url = with_busy_timeout(db_url or default_url)
+    try:
+        in_gradebook = graded_in_gradebook(url, course_id, assignment)
+    except GradingError:
+        raise
+    except Exception as exc:
+        raise GradingError(f"cannot open the gradebook {redacted(url)}: "
+                           f"{type(exc).__name__}: {exc}") from None
+    journal = Journal(root, assignment, url)
+    summary = Summary(assignment, jobs)
+    todo = [s for s in students if force or not journal.finished(s, in_gradebook)]
+    for s in sorted(set(students) - set(todo)):
+        summary.outcomes.append(Outcome(s, "skipped", reason="graded by an earlier run"))
+    header = (f"{assignment}: {len(students)} submissions, {len(todo)} to grade, "
+              f"{len(students) - len(todo)} already graded")
+    if not todo:
+        progress(f"{header}; gradebook {redacted(url)}")
+    else:
+        _grade_on_dask(root, assignment, todo, journal, Importer(root, assignment, url, course_id),
+                       summary, scheduler, timeout, header, url, progress)
     summary.seconds = time.monotonic() - start
     return summary
 
 
-def _progress_line(o: Outcome, done: int, total: int, width: int) -> str:
+def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler, timeout,
+                   header, url, progress) -> None:
+    """Send the students of ``todo`` to Dask, a window of them at a time (at least
+    :data:`WINDOW`, or twice the workers: the scheduler always has work queued, and the
+    client never holds every submission of a large class in memory), and write each
+    result as it comes back."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    course = course_files(root, assignment)
+    with dask_client(scheduler, summary.jobs) as client:
+        summary.jobs = _workers(client) or summary.jobs
+        where = scheduler or "a LocalCluster on this machine"
+        progress(f"{header}; {summary.jobs} Dask workers ({where}); gradebook {redacted(url)}")
+        if link := _dashboard(client):
+            progress(f"Dask dashboard: {link}")
+        waiting, running, prints, students = list(reversed(todo)), as_completed(), {}, {}
+
+        def submit_more() -> None:
+            window = max(WINDOW, 2 * _workers(client))
+            while waiting and running.count() < window:
+                student = waiting.pop()
+                journal.forget(student)
+                prints[student] = journal.submission(student)
+                task = make_task(root, assignment, student, course, timeout)
+                key = f"autograde-{assignment}-{student}-{os.urandom(4).hex()}"
+                future = client.submit(grade_task, task, pure=False, key=key)
+                students[future.key] = student
+                running.add(future)
+
+        submit_more()
+        width = max(len(s) for s in todo)
+        started, done, failed = time.monotonic(), 0, 0
+        for future in running:
+            student = students.pop(future.key)
+            outcome = _outcome(future, student, timeout, KilledWorker)
+            future.release()
+            if outcome.status == "graded":
+                try:
+                    importer.save(student, outcome.result)
+                except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+                    outcome = Outcome(student, "failed", outcome.seconds,
+                                      reason=f"not saved: {type(exc).__name__}: {exc}")
+                else:
+                    journal.record(student, prints[student], outcome)
+            if getattr(outcome, "result", None) is not None:
+                journal.log(student).write_text(outcome.result.get("log", ""))
+                del outcome.result
+            summary.outcomes.append(outcome)
+            done += outcome.status == "graded"
+            failed += outcome.status == "failed"
+            rate = 60.0 * (done + failed) / max(time.monotonic() - started, 1e-9)
+            progress(_progress_line(outcome, done + failed, len(todo), width, failed, rate))
+            submit_more()
+
+
+def _outcome(future, student: str, timeout: float, killed_worker: type) -> Outcome:
+    """The :class:`Outcome` of one finished future; a graded one keeps the worker's
+    result in its ``result`` attribute (for the client's import)."""
+    try:
+        result = future.result()
+    except killed_worker as exc:
+        return Outcome(student, "failed", reason=(
+            f"its grading killed the worker every time it was tried (a crash, the "
+            f"out-of-memory killer, or over the {timeout:g} s limit): "
+            f"{type(exc).__name__}: {str(exc)[:200]}"))
+    except Exception as exc:  # noqa: BLE001 - the task raised: reported, not raised
+        return Outcome(student, "failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+    outcome = Outcome(**result["outcome"])
+    outcome.result = result
+    return outcome
+
+
+def _progress_line(o: Outcome, done: int, total: int, width: int, failed: int = 0,
+                   rate: float | None = None) -> str:
+    """``[done/total] status student score seconds  notes`` with, before the student,
+    the run's counts: done, failed, left, and students per minute so far."""
     score = f"{o.score:g}/{o.max_score:g}" if o.score is not None else "-"
-    text = (f"[{done:>{len(str(total))}}/{total}] {o.status:<7} {o.student:<{width}} "
-            f"{score:>9} {o.seconds:6.1f} s")
+    counts = f"[{done:>{len(str(total))}}/{total}"
+    counts += f" failed {failed} left {total - done}"
+    counts += f" {rate:5.1f}/min]" if rate is not None else "]"
+    text = f"{counts} {o.status:<7} {o.student:<{width}} {score:>9} {o.seconds:6.1f} s"
     notes = [o.reason] if o.reason and o.status != "skipped" else []
     if o.repairs:
         notes.append(f"repaired ({len(o.repairs)}): {'; '.join(o.repairs)}")
@@ -807,33 +939,28 @@ def summary_table(summary: Summary) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bpgrade",
-                                     description="Parallel, crash-safe nbgrader autograde.")
+                                     description="Crash-safe nbgrader autograde on Dask.")
     sub = parser.add_subparsers(dest="command", required=True)
     auto = sub.add_parser("autograde", help="autograde every submission of an assignment")
     auto.add_argument("assignment")
+    auto.add_argument("--scheduler", help="a running Dask scheduler, e.g. tcp://host:8786 "
+                      "(default: a LocalCluster on this machine)")
     auto.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
-                      help="worker processes (default: the number of CPUs)")
+                      help="LocalCluster worker processes (default: the number of CPUs)")
     auto.add_argument("--db-url", help="gradebook URL (default: the course's SQLite file)")
     auto.add_argument("--root", type=Path, default=Path.cwd(),
                       help="course root (default: the current folder)")
     auto.add_argument("--force", action="store_true", help="regrade finished students too")
-    auto.add_argument("--shard", help="K/N: grade every N-th student from the K-th")
     auto.add_argument("--timeout", type=float, default=STUDENT_TIMEOUT,
-                      help="seconds per student before its worker is killed")
-    worker = sub.add_parser("_worker", help=argparse.SUPPRESS)
-    worker.add_argument("assignment")
-    worker.add_argument("--db-url")
-    worker.add_argument("--check", action="store_true")
+                      help="seconds per student before its worker process is ended")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "_worker":
-        return worker_main(args.assignment, args.db_url, args.check)
     try:
         summary = grade_class(args.root, args.assignment, args.jobs, args.db_url, args.force,
-                              args.shard, args.timeout, lambda s: print(s, flush=True))
+                              args.scheduler, args.timeout, lambda s: print(s, flush=True))
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -104,10 +104,11 @@ _LAZY = {
     "make_spirals": "data", "load_digits": "data", "load_breast_cancer": "data",
     "load_diabetes": "data", "train_test_split": "data", "standardise": "data",
     "one_hot": "data", "minibatches": "data", "Split": "data",
+    "Value": "autodiff",
 }
 _SUBMODULES = {
     "functional", "gradcheck", "optim", "layers", "model", "train", "prehistory",
-    "data", "plots",
+    "data", "plots", "autodiff",
 }
 
 

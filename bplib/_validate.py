@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -252,3 +253,45 @@ def adam_update_args(w, dw, m, v, t, lr, beta1, beta2, eps):
     if int(t) < 1:
         raise ValueError(f"t counts the steps from 1, got t={t}")
     return w, dw, m, v, t, lr, beta1, beta2, eps
+
+
+# ----------------------------------------------------------------------------- autodiff
+
+
+def _real_number(x, name: str) -> float:
+    """``x`` as a finite Python float, or an error that says what came."""
+    if isinstance(x, bool) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a real number (int or float), got {type(x).__name__}")
+    value = float(x)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return value
+
+
+def value_args(self, data, _children=(), _op=""):
+    """``Value(data)``: a finite real number; the inputs it was made from are Values."""
+    data = _real_number(data, "Value(data): data")
+    children = tuple(_children)
+    for child in children:
+        if not (hasattr(child, "_prev") and hasattr(child, "data")):
+            raise TypeError(f"the inputs of a Value must be Values, got {type(child).__name__}")
+    return self, data, children, str(_op)
+
+
+def value_pow_args(self, n):
+    """``v ** n``: ``n`` is a number (not a Value), and the result is real and finite."""
+    if hasattr(n, "_prev"):
+        raise TypeError("v ** n takes a number n, not a Value (the exponent is a constant)")
+    n = _real_number(n, "the exponent n of v ** n")
+    if self.data < 0 and not n.is_integer():
+        raise ValueError(f"{self.data} ** {n}: a negative base to a non-integer power is not real")
+    if self.data == 0 and n < 0:
+        raise ValueError(f"0 ** {n}: zero to a negative power is infinite")
+    return self, n
+
+
+def value_log_args(self):
+    """``v.log()``: ``v.data`` must be positive."""
+    if self.data <= 0:
+        raise ValueError(f"log needs a positive value, got {self.data}")
+    return (self,)

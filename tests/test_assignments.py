@@ -38,6 +38,7 @@ ASSIGNMENTS = {
     "ex04_backward": ["linear_backward", "relu_backward", "sigmoid_backward", "tanh_backward",
                       "two_layer_net"],
     "ex05_updates": ["sgd_momentum_update", "adam_update"],
+    "ex07_autodiff": ["__add__", "__mul__", "__pow__", "tanh", "relu", "exp", "backward"],
 }
 # Every assignment in solutions/ (ex06_keras has its own tests in test_ex06_keras.py).
 ALL_ASSIGNMENTS = sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir())
@@ -560,7 +561,7 @@ def test_build_tool_reports_a_changed_cell(tmp_path):
     nb.cells[0].source += "\nedited by hand"
     nbformat.write(nb, path)
     assert build_exercises.differences(ROOT / "exercises", tmp_path) == [
-        "ex03_error/ex03_error.ipynb: cell 0 (intro) differs in its source"]
+        "ex03_error/ex03_error.ipynb: cell 0 (install) differs in its source"]
 
 
 # ------------------------------------------------------------------------ inputs changed in place

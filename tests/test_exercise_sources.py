@@ -108,7 +108,7 @@ def test_an_edited_md_is_reported_with_its_file_and_cell(tmp_path):
     assert B.solution_problems(root) == []
     _edit_a_test_line(root)
     assert B.solution_problems(root) == [
-        "solutions/ex03_error/ex03_error.ipynb: cell 5 (test_mse_loss) differs in its source "
+        "solutions/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source "
         "from what ex03_error.md builds"]
     assert B.build_solutions(root) == [B.notebook_path("ex03_error", root)]
     assert B.solution_problems(root) == []
@@ -136,7 +136,7 @@ def test_check_names_the_file_and_cell_of_an_edited_md(tmp_path):
     root = _copy_course(tmp_path, ["ex03_error"])
     _edit_a_test_line(root)
     assert B.check(root) == [
-        "solutions/ex03_error/ex03_error.ipynb: cell 5 (test_mse_loss) differs in its source "
+        "solutions/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source "
         "from what ex03_error.md builds",
         "exercises/ex03_error/ex03_error.ipynb: cell 5 (test_mse_loss) differs in its source"]
     assert not list((root / "exercises").rglob("*.md"))

@@ -76,6 +76,7 @@ def test_every_bplib_module_loads_without_the_grading_stack():
     ("bpgrade.course", set()),
     ("bpgrade.repair", set()),
     ("bpgrade.checks", {"numpy", "bplib"}),
+    ("bpgrade.student", set()),  # nbclient, nbformat when the check runs; never nbgrader
 ])
 def test_light_bpgrade_modules_load_only_what_they_promise(module, allowed_extra):
     """The launcher runs before any student code and students install ``checks`` with numpy

@@ -1,4 +1,5 @@
-"""Parallel, crash-safe autograding (``python -m bpgrade``) against serial nbgrader.
+"""Parallel, crash-safe autograding on Dask (``python -m bpgrade``, its LocalCluster)
+against serial nbgrader (a separate scheduler and workers: tests/test_dask_grading.py).
 
 One throw-away course (``ex05_updates``, released with the real nbgrader) holds
 five well-formed students built from the release by ``tools/samples``
@@ -249,27 +250,6 @@ def test_a_sqlite_gradebook_gets_a_busy_timeout_and_other_databases_are_untouche
     assert grading.redacted(pg) == "postgresql+psycopg2://grader:***@db.example/course"
 
 
-def test_shards_split_the_class_into_disjoint_parts_that_cover_it():
-    students = [f"s{i}" for i in range(7)]
-    parts = [grading.shard(students, f"{k}/3") for k in (1, 2, 3)]
-    assert sorted(sum(parts, [])) == students
-    assert parts[0] == ["s0", "s3", "s6"]
-    with pytest.raises(grading.GradingError, match="between 1 and N=3"):
-        grading.shard(students, "4/3")
-    with pytest.raises(grading.GradingError, match="K/N"):
-        grading.shard(students, "half")
-
-
-def test_only_a_locked_database_earns_a_student_one_more_try():
-    retried: set[str] = set()
-    locked = grading.Outcome("ana", "failed", reason="OperationalError: database is locked")
-    assert grading._retry(locked, retried)
-    assert not grading._retry(locked, retried), "a second lock is reported, not retried"
-    not_json = grading.Outcome("bob", "failed", reason="NotJSONError: not JSON")
-    assert not grading._retry(not_json, retried)
-    assert not grading._retry(grading.Outcome("eve", "graded"), retried)
-
-
 def test_the_journal_forgets_a_student_who_resubmits(tmp_path):
     folder = submit(tmp_path, "ana", '{"cells": []}')
     autograded = tmp_path / "autograded" / "ana" / ASSIGNMENT
@@ -294,22 +274,60 @@ def test_a_gradebook_nbgrader_cannot_open_stops_the_run_with_the_reason_and_no_w
         tmp_path):
     submit(tmp_path, "ana", '{"cells": []}')
     submit(tmp_path, "ben", '{"cells": []}')
+    before = _children()
     with pytest.raises(grading.GradingError, match="nosuchdb"):
         grading.grade_class(tmp_path, ASSIGNMENT, jobs=2, db_url="nosuchdb://nowhere/x",
                             progress=lambda s: None)
-    assert not _grading_workers_in(tmp_path), "a worker outlived the refused run"
+    assert _children() <= before, "a worker outlived the refused run"
     assert not journal_entries(tmp_path)
 
 
-def _grading_workers_in(root: Path) -> list[int]:
-    """PIDs of running ``bpgrade _worker`` processes working in ``root``."""
-    pids = []
+def _children() -> set[int]:
+    """PIDs of the running children of this process (a LocalCluster's workers)."""
+    pids = set()
     for proc in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError):
-            if (b"bpgrade\0_worker" in (proc / "cmdline").read_bytes()
-                    and Path(os.readlink(proc / "cwd")) == root.resolve()):
-                pids.append(int(proc.name))
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (proc / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
+                pids.add(int(proc.name))
     return pids
+
+
+def test_a_task_that_killed_its_worker_every_time_is_failed_with_the_reason_not_raised():
+    from distributed.scheduler import KilledWorker
+
+    class Future:  # what as_completed yields: result() raises what the task ended with
+        def __init__(self, exc):
+            self.exc = exc
+
+        def result(self):
+            raise self.exc
+
+    killed = grading._outcome(Future(KilledWorker("autograde-eve", "tcp://w:1", 2)), "eve",
+                              30, KilledWorker)
+    assert killed.status == "failed"
+    assert "killed the worker every time" in killed.reason and "30 s" in killed.reason
+    assert "KilledWorker" in killed.reason
+    broken = grading._outcome(Future(ValueError("no")), "ann", 30, KilledWorker)
+    assert (broken.status, broken.reason) == ("failed", "ValueError: no")
+
+
+def test_a_task_carries_the_submission_the_source_and_the_configuration_and_no_path(
+        tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
+    (tmp_path / "solutions" / ASSIGNMENT / ".ipynb_checkpoints").mkdir(parents=True)
+    (tmp_path / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text("{}")
+    (tmp_path / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.md").write_text("# the text source")
+    (tmp_path / "solutions" / ASSIGNMENT / "data.csv").write_text("1,2")
+    submit(tmp_path, "ana", '{"cells": []}')
+    task = grading.make_task(tmp_path, ASSIGNMENT, "ana",
+                             grading.course_files(tmp_path, ASSIGNMENT), timeout=5)
+    assert set(task["course"]) == {"nbgrader_config.py", f"solutions/{ASSIGNMENT}/data.csv",
+                                   f"solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"}
+    assert set(task["submission"]) == {f"{ASSIGNMENT}.ipynb", "timestamp.txt"}
+    assert str(tmp_path) not in repr(task)
+    with pytest.raises(grading.GradingError, match="outside"):
+        grading._write_tree(tmp_path / "x", {"../../escape.txt": b""})
 
 
 # ----------------------------------------------------------------------- the real thing

@@ -1,8 +1,9 @@
-"""The parallel grader against a real PostgreSQL gradebook (a throw-away server, tests/pg.py).
+"""The grader on Dask against a real PostgreSQL gradebook (a throw-away server, tests/pg.py).
 
 The assignment is released with ``nbgrader generate_assignment --db <postgres url>``,
-five students are graded by three workers writing to PostgreSQL at once, and every
-cell's score read back from PostgreSQL is the one the submission was built to get.
+five students are graded on a Dask LocalCluster of three worker processes (which
+never see the gradebook: the client alone writes it), and every cell's score read
+back from PostgreSQL is the one the submission was built to get.
 Needs Debian's ``postgresql`` package and ``psycopg2``: skipped without them on a
 developer's machine, failed without them in CI (``CI=true``).
 """
@@ -43,7 +44,7 @@ def server():
 
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def graded(server, tmp_path_factory):
-    """A course whose gradebook is PostgreSQL, graded by three workers."""
+    """A course whose gradebook is PostgreSQL, graded on three Dask workers."""
     course, expected = released_course(tmp_path_factory.mktemp("pg") / "course", server.url)
     lines: list[str] = []
     summary = grading.grade_class(course.root, ASSIGNMENT, jobs=3, db_url=server.url,
@@ -51,7 +52,7 @@ def graded(server, tmp_path_factory):
     return course.root, expected, summary, lines
 
 
-def test_three_workers_write_every_cell_score_into_postgresql(graded, server):
+def test_three_dask_workers_grade_every_cell_score_into_postgresql(graded, server):
     root, expected, summary, lines = graded
     assert summary.count("graded") == len(expected), "\n".join(lines)
     assert grading.gradebook_scores(root, ASSIGNMENT, server.url) == expected

@@ -144,7 +144,7 @@ def _marks(nb) -> list[tuple]:
 def test_instructor_cells_and_checksums_are_the_gradebooks():
     release = nbformat.read(RELEASE, 4)
     cells = repair.instructor_cells_from_notebook(release)
-    assert [c.name for c in cells][:3] == ["intro", "grading", "setup"]
+    assert [c.name for c in cells][:4] == ["install", "intro", "grading", "setup"]
     for cell in release.cells:
         if "nbgrader" in cell.metadata:
             assert repair.compute_checksum(cell) == utils.compute_checksum(cell)
@@ -162,7 +162,7 @@ def test_gradebook_cells_keep_hidden_tests_yet_an_unchanged_test_copy_is_recogni
     assert [c.name for c in cells] == [c.name for c in instructor()]
     test = next(c for c in cells if c.name == "test_two_layer_net")
     assert "BEGIN HIDDEN TESTS" in test.source and test.grade and test.locked
-    assert test.cell_id == "ex04_backward-15" and test.points == 4
+    assert test.cell_id == "ex04_backward-16" and test.points == 4
     # of a pasted copy placed first and edited, the unchanged one is graded
     nb = correct_notebook()
     i = _index(nb, "test_two_layer_net")
@@ -301,7 +301,7 @@ def test_the_feedback_lists_the_repairs_at_the_top():
     assert top.cell_type == "markdown" and "repaired this notebook" in top.source
     assert "'bonus_points'" in top.source and "a &lt;b&gt;" in top.source
     plain = correct_notebook()
-    assert not add_repair_note(plain) and plain.cells[0].cell_type == "markdown"
+    assert not add_repair_note(plain) and plain.cells[0].metadata.nbgrader.grade_id == "install"
     assert "repaired" not in plain.cells[0].source
 
 

@@ -1,0 +1,279 @@
+"""The class-wide grader on a real Dask cluster: a scheduler and two workers, each its
+own process (``dask scheduler``, ``dask worker``), on loopback, against serial nbgrader.
+
+One course (``ex05_updates``) holds 21 students built from ``tools/samples``: the five
+of :func:`test_parallel_grading.released_course` and copies of them under other names.
+A copy graded by one batched ``nbgrader autograde`` is the reference: every student's
+cell scores, and every graded cell of every autograded notebook (source and grade).
+
+The workers run with their working directory and Dask's local directory in a
+folder of their own, not the course's; the tasks name no path of the course (checked
+on the pickled task), so they cannot touch it: the client alone writes ``autograded/``
+and the gradebook.
+
+A worker-killing submission: a kernel cannot kill its worker here (the sandbox's PID
+namespace hides the worker from it, see ``tests/test_parallel_grading.py``), so the
+workers of this cluster run with ``BPGRADE_TEST_KILL_WORKER=kills_its_worker``, the
+test hook of :mod:`bpgrade.pool` that makes a worker SIGKILL its own process when it
+receives that student's task: every try kills a worker, as a real one would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from bpgrade import pool as grading
+from tools import grade_demo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_parallel_grading import (  # noqa: E402
+    ASSIGNMENT,
+    journal_entries,
+    released_course,
+)
+
+pytestmark = pytest.mark.slow
+
+HOSTILE = "kills_its_worker"
+COPIES = 16  # students added to the five of released_course: 21 in all
+WAIT = 600  # seconds: the bound of every wait below
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """A ``dask scheduler`` and two ``dask worker`` processes (each under its nanny,
+    which restarts a killed worker), each in a process group of its own."""
+
+    def __init__(self, folder: Path):
+        self.port = _free_port()
+        self.address = f"tcp://127.0.0.1:{self.port}"
+        self.procs: list[subprocess.Popen] = []
+        dask = str(Path(sys.executable).parent / "dask")
+        env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+                   DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="1.0")
+        env.pop("PYTHONPATH", None)
+        self.log = folder / "cluster.log"
+        out = open(self.log, "ab")  # noqa: SIM115 - closed in stop()
+        self.out = out
+        self.procs.append(subprocess.Popen(
+            [dask, "scheduler", "--host", "127.0.0.1", "--port", str(self.port),
+             "--no-dashboard"], cwd=folder, env=env, stdout=out, stderr=out,
+            start_new_session=True))
+        self.workdirs = []
+        for i in range(2):
+            workdir = folder / f"worker{i}"
+            workdir.mkdir()
+            self.workdirs.append(workdir)
+            self.procs.append(subprocess.Popen(
+                [dask, "worker", self.address, "--nthreads", "1", "--nworkers", "1",
+                 "--local-directory", str(workdir), "--no-dashboard", "--memory-limit", "0"],
+                cwd=workdir, env=dict(env, **{grading.TEST_KILL_ENV: HOSTILE}),
+                stdout=out, stderr=out, start_new_session=True))
+
+    def client(self):
+        from distributed import Client
+
+        return Client(self.address, timeout=60)
+
+    def wait_for_workers(self, n: int = 2) -> None:
+        deadline = time.monotonic() + WAIT
+        with self.client() as client:
+            client.wait_for_workers(n, timeout=WAIT)
+            while len(client.scheduler_info(n_workers=-1)["workers"]) < n:
+                assert time.monotonic() < deadline, self.log.read_text()[-3000:]
+                time.sleep(0.2)
+
+    def worker_pids(self) -> dict[str, int]:
+        with self.client() as client:
+            return client.run(os.getpid)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):  # the processes started here, by their group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=30)
+        self.out.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    running = Cluster(tmp_path_factory.mktemp("dask-cluster"))
+    try:
+        running.wait_for_workers()
+        yield running
+    finally:
+        running.stop()
+
+
+def _student_copies(root: Path, expected: dict) -> dict:
+    """Add :data:`COPIES` students, copies of the five under other names."""
+    base = sorted(expected)
+    for i in range(COPIES):
+        name = base[i % len(base)]
+        student = f"s{i:02d}_{name}"
+        shutil.copytree(root / "submitted" / name, root / "submitted" / student)
+        expected[student] = expected[name]
+    return expected
+
+
+@pytest.fixture(scope="module")
+def klass(tmp_path_factory):
+    course, expected = released_course(tmp_path_factory.mktemp("class") / "course")
+    return course.root, _student_copies(course.root, expected)
+
+
+def copy_course(klass, tmp_path_factory, name: str) -> Path:
+    dest = tmp_path_factory.mktemp(name) / "course"
+    shutil.copytree(klass[0], dest)
+    return dest
+
+
+def graded_cells(root: Path, student: str) -> dict[str, tuple[str, tuple]]:
+    """``{grade_id: (source, (score, max score))}`` of the graded cells of one
+    student's autograded notebook."""
+    from nbgrader import utils
+
+    nb = nbformat.read(root / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    return {c.metadata.nbgrader["grade_id"]: (c.source, utils.determine_grade(c, None))
+            for c in nb.cells if utils.is_grade(c)}
+
+
+@pytest.fixture(scope="module")
+def serial(klass, tmp_path_factory):
+    """One batched ``nbgrader autograde`` of the class: its root and scores."""
+    root = copy_course(klass, tmp_path_factory, "serial")
+    grade_demo.Course(root, [ASSIGNMENT]).nbgrader("autograde", "autograde", ASSIGNMENT)
+    scores = grading.gradebook_scores(root, ASSIGNMENT)
+    assert scores == klass[1], "the reference run disagrees with the corpus"
+    return root, scores
+
+
+def run_cli(root: Path, *args: str, **popen) -> subprocess.Popen:
+    argv = [sys.executable, "-m", "bpgrade", "autograde", ASSIGNMENT, *args]
+    return subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, **popen)
+
+
+def assert_same_as_serial(root: Path, serial) -> None:
+    serial_root, serial_scores = serial
+    assert grading.gradebook_scores(root, ASSIGNMENT) == serial_scores
+    for student in serial_scores:
+        assert graded_cells(root, student) == graded_cells(serial_root, student), student
+
+
+def wait_for_journal(root: Path, proc: subprocess.Popen, at_least: int) -> None:
+    deadline = time.monotonic() + WAIT
+    while len(journal_entries(root)) < at_least and proc.poll() is None:
+        assert time.monotonic() < deadline, "no student finished in time"
+        time.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------ tests
+
+
+def test_a_task_names_no_path_of_the_course_and_workers_run_elsewhere(klass, cluster):
+    root = klass[0]
+    task = grading.make_task(root, ASSIGNMENT, "correct",
+                             grading.course_files(root, ASSIGNMENT))
+    blob = pickle.dumps(task)
+    assert str(root).encode() not in blob and str(root.parent).encode() not in blob
+    assert set(task["course"]) == {"nbgrader_config.py", "nbgrader_sandbox.py",
+                                   f"solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb"}
+    with cluster.client() as client:
+        where = client.run(os.getcwd)
+    assert len(where) == 2
+    for cwd in where.values():
+        assert Path(cwd) in cluster.workdirs and root not in Path(cwd).parents
+
+
+@pytest.fixture(scope="module")
+def clean_run(klass, cluster, tmp_path_factory):
+    """The class and the worker-killing student, graded on the cluster by the CLI."""
+    root = copy_course(klass, tmp_path_factory, "dask")
+    shutil.copytree(root / "submitted" / "correct", root / "submitted" / HOSTILE)
+    proc = run_cli(root, "--scheduler", cluster.address)
+    out, _ = proc.communicate(timeout=WAIT)
+    return root, proc.returncode, out
+
+
+def test_the_cluster_gives_every_student_every_cell_of_serial_nbgrader(clean_run, serial):
+    root, _, out = clean_run
+    assert_same_as_serial(root, serial)
+    assert journal_entries(root) == set(serial[1]), out
+    assert f"graded{len(serial[1]):>26}" in out, out
+    assert "2 Dask workers (tcp://127.0.0.1:" in out, out
+
+
+def test_a_submission_that_kills_its_worker_every_time_fails_with_the_reason(clean_run):
+    root, returncode, out = clean_run
+    assert returncode == 1, out
+    (line,) = [ln for ln in out.splitlines() if f" {HOSTILE} " in ln]
+    assert " failed " in line and "killed the worker every time" in line, line
+    assert "KilledWorker" in line, line
+    assert HOSTILE not in journal_entries(root)
+    assert f"failed{1:>26}" in out and f"  {HOSTILE}: its grading killed" in out, out
+
+
+def test_the_progress_lines_count_done_failed_left_and_the_rate(clean_run, serial):
+    _, _, out = clean_run
+    total = len(serial[1]) + 1
+    lines = [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+    assert len(lines) == total, out
+    assert lines[-1].startswith(f"[{total}/{total} failed 1 left 0"), lines[-1]
+
+
+def test_a_worker_sigkilled_half_way_loses_nobody_and_grades_nobody_twice(
+        klass, cluster, serial, tmp_path_factory):
+    root = copy_course(klass, tmp_path_factory, "dask-killed-worker")
+    cluster.wait_for_workers()
+    proc = run_cli(root, "--scheduler", cluster.address)
+    wait_for_journal(root, proc, 3)
+    victim = sorted(cluster.worker_pids().values())[0]
+    os.kill(victim, signal.SIGKILL)
+    finished = journal_entries(root)
+    out, _ = proc.communicate(timeout=WAIT)
+    assert len(finished) < len(serial[1]), "the kill did not land half-way"
+    assert proc.returncode == 0, out
+    lines = [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+    graded = [ln.split()[ln.split().index("graded") + 1] for ln in lines if " graded " in ln]
+    assert sorted(graded) == sorted(serial[1]), "a student graded twice, or not at all"
+    assert_same_as_serial(root, serial)
+    with pytest.raises(ProcessLookupError):
+        os.kill(victim, 0)
+
+
+def test_a_client_sigkilled_half_way_then_a_rerun_grades_only_the_rest(
+        klass, cluster, serial, tmp_path_factory):
+    root = copy_course(klass, tmp_path_factory, "dask-killed-client")
+    cluster.wait_for_workers()
+    proc = run_cli(root, "--scheduler", cluster.address)
+    wait_for_journal(root, proc, 2)
+    proc.kill()
+    proc.communicate(timeout=WAIT)
+    finished = journal_entries(root)
+    assert 1 <= len(finished) < len(serial[1]), "the kill did not land half-way"
+    rerun = run_cli(root, "--scheduler", cluster.address)
+    out, _ = rerun.communicate(timeout=WAIT)
+    assert rerun.returncode == 0, out
+    assert f"{len(finished)} already graded" in out, out
+    assert f"skipped{len(finished):>25}" in out, out
+    assert journal_entries(root) == set(serial[1])
+    assert_same_as_serial(root, serial)

@@ -1,0 +1,4 @@
+# multiplies each input's gradient by its own data instead of the other factor's
+# ruff: noqa
+self.grad += self.data * out.grad
+other.grad += other.data * out.grad

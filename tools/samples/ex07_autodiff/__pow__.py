@@ -1,0 +1,3 @@
+# forgets to lower the exponent: n * x**n instead of n * x**(n - 1)
+# ruff: noqa
+self.grad += n * self.data ** n * out.grad
