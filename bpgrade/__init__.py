@@ -19,6 +19,8 @@ module                      what it does                                      ne
                             ``RepairNotebook``, ``HideHiddenTests``
 ``bpgrade.pool``            the class-wide, crash-safe grader on Dask         nbgrader,
                             (stateless workers, the client writes)            distributed
+``bpgrade.student``         the student's ``check NOTEBOOK`` command: runs   nbclient
+                            a notebook as the grader would, no nbgrader
 ``bpgrade.course``          throw-away nbgrader courses (tools and tests)     nbgrader
 ``bpgrade.lms``             grades to Canvas/Moodle/CSV (``nbgrader export``  nbgrader
                             plug-ins), the late-penalty plug-in, MathJax

@@ -885,13 +885,21 @@ def _outcome(future, student: str, timeout: float, killed_worker: type) -> Outco
     except killed_worker as exc:
         return Outcome(student, "failed", reason=(
             f"its grading killed the worker every time it was tried (a crash, the "
-            f"out-of-memory killer, or over the {timeout:g} s limit): "
-            f"{type(exc).__name__}: {str(exc)[:200]}"))
+            f"out-of-memory killer, or over the {timeout:g} s limit): {_describe(exc)}"))
     except Exception as exc:  # noqa: BLE001 - the task raised: reported, not raised
-        return Outcome(student, "failed", reason=f"{type(exc).__name__}: {str(exc)[:300]}")
+        return Outcome(student, "failed", reason=_describe(exc))
     outcome = Outcome(**result["outcome"])
     outcome.result = result
     return outcome
+
+
+def _describe(exc: BaseException, limit: int = 300) -> str:
+    """``"Type: message"`` of an exception, even one whose ``str()`` fails."""
+    try:
+        text = str(exc)
+    except Exception:  # noqa: BLE001 - e.g. a KilledWorker whose worker is a plain string
+        text = ", ".join(map(str, exc.args))
+    return f"{type(exc).__name__}: {text[:limit]}"
 
 
 def _progress_line(o: Outcome, done: int, total: int, width: int, failed: int = 0,
