@@ -7,7 +7,7 @@ its share of the gradient into theirs, with ``+=``: a value used twice receives 
 sum of both paths. ``backward()`` orders the graph topologically without recursion,
 so a graph deeper than Python's recursion limit (an unrolled RNN) works.
 
-Input checks (numbers only, finite, a real result) live in :mod:`bplib._validate`.
+Input checks (numbers only, finite, a real result) live in ``bplib/_validate.py``.
 """
 
 from __future__ import annotations
