@@ -661,6 +661,12 @@ def run_kernel(connection_file: str) -> int:
     protection applies is the log's first line. The budget file (:func:`budget_file`)
     names the group before the kernel starts and holds its counters once it ended.
     """
+    # The launcher is started in a session of its own (jupyter_client does that), so a
+    # killed grader (SIGKILL to its process group, a Dask worker that dies) would leave it
+    # and its kernel running, holding the grader's output pipe: it dies with its parent.
+    _die_with_parent()
+    if os.getppid() == 1:  # the parent was gone before the line above took effect
+        return 128 + signal.SIGKILL
     workdir = Path.cwd().resolve()
     limits = Limits.from_env()
     kernel = kernel_argv(connection_file, int(os.environ.get(ENV_OUTPUT, 0)))

@@ -9,10 +9,14 @@ student of ``tests/hostile/`` and a second correct student.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -439,3 +443,50 @@ def test_without_bubblewrap_autograde_warns_loudly_and_still_grades(tmp_path):
     assert "WARNING: NO SANDBOX for student code" in log
     got = grades(course)["correct"]
     assert all(score == top for score, top in got.values()), got
+
+
+def _processes_naming(text: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if text.encode() in (proc / "cmdline").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                pass
+    return found
+
+
+@slow
+def test_the_kernel_launcher_and_its_kernel_die_with_the_process_that_started_them(tmp_path):
+    """jupyter_client starts the launcher in a session of its own: a grader killed with
+    SIGKILL (a Dask worker, a killed class run) must not leave it and its kernel running
+    (they would also hold the grader's output pipe open)."""
+    _require_bwrap()
+    work = tmp_path / "work"
+    work.mkdir()
+    conn = tmp_path / "rt" / "kernel.json"
+    conn.parent.mkdir()
+    starter = ("import subprocess, sys, time\n"
+               "p = subprocess.Popen([sys.executable, '-P', '-m', 'bpgrade', 'kernel', '-f',"
+               " sys.argv[1]], start_new_session=True)\n"
+               "print(p.pid, flush=True)\ntime.sleep(600)\n")
+    parent = subprocess.Popen([sys.executable, "-c", starter, str(conn)], cwd=work,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        int(parent.stdout.readline())
+        deadline = time.monotonic() + 60
+        while len(_processes_naming(str(conn))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the launcher and, under bubblewrap, the kernel
+        assert len(_processes_naming(str(conn))) >= 2, "the kernel did not start"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 20
+    while _processes_naming(str(conn)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _processes_naming(str(conn))
+    for pid in left:  # do not leave them behind even when the test fails
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert not left, "the launcher or its kernel outlived the process that started them"
