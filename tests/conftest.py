@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -60,3 +64,53 @@ def toc_docnames() -> list[str]:
 
     walk(toc.get("parts", []) + toc.get("chapters", []))
     return names
+
+
+# ------------------------------------------------------------------ the browser tests' fixtures
+# One Playwright (sync API) per worker process: two alive at once in one process fail
+# ("Playwright Sync API inside the asyncio loop"), so every module that drives Chromium
+# uses these session fixtures, never its own.
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+        pass
+
+
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
+def site_url(built_site: Path) -> Iterator[str]:
+    """``_build/html`` served on 127.0.0.1 at a free port, in a thread, for this module."""
+    handler = functools.partial(_QuietHandler, directory=str(built_site))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
+def browser():
+    require(None if CHROMIUM.is_file() else
+            f"{CHROMIUM} is missing: install it with `apt-get install chromium`", "Chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+

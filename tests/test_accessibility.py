@@ -18,8 +18,8 @@ import test_browser
 from conftest import REPO_ROOT, require, toc_docnames
 from test_browser import Visit
 
-# The browser tests' fixtures: the site served locally, Chromium, a tab that refuses remote hosts.
-browser, site_url, visit = test_browser.browser, test_browser.site_url, test_browser.visit
+# The browser tests' tab that refuses remote hosts (the site and Chromium are conftest's).
+visit = test_browser.visit
 
 pytestmark = pytest.mark.slow
 

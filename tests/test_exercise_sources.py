@@ -138,7 +138,7 @@ def test_check_names_the_file_and_cell_of_an_edited_md(tmp_path):
     assert B.check(root) == [
         "solutions/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source "
         "from what ex03_error.md builds",
-        "exercises/ex03_error/ex03_error.ipynb: cell 5 (test_mse_loss) differs in its source"]
+        "exercises/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source"]
     assert not list((root / "exercises").rglob("*.md"))
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import require
 from test_lms import SUBMISSIONS, _score, graded_course
 
 pytestmark = pytest.mark.slow
@@ -32,21 +31,6 @@ ON_TIME = ("alice", "ex03_error")
 @pytest.fixture(scope="module")
 def course(tmp_path_factory):
     return graded_course(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(None if CHROMIUM.is_file() else
-            f"{CHROMIUM} is missing: install it with `apt-get install chromium`", "Chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 def _open(browser, page_path: Path) -> dict:
