@@ -50,20 +50,9 @@ def built_site() -> Path:
 
 def toc_docnames() -> list[str]:
     """Every page of ``_toc.yml`` in reading order, as docnames (``"chapters/04_gradients"``)."""
-    import yaml  # a dependency of jupyter-book
+    from tools.build_notebooks import toc_pages
 
-    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text(encoding="utf-8"))
-    names = [toc["root"]]
-
-    def walk(entries: list[dict]) -> None:
-        for entry in entries:
-            if "file" in entry:
-                names.append(str(Path(entry["file"]).with_suffix("")))
-            for key in ("parts", "chapters", "sections"):
-                walk(entry.get(key, []))
-
-    walk(toc.get("parts", []) + toc.get("chapters", []))
-    return names
+    return toc_pages(REPO_ROOT)
 
 
 # ------------------------------------------------------------------ the browser tests' fixtures

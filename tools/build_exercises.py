@@ -64,8 +64,9 @@ def notebook_path(name: str, root: Path = ROOT) -> Path:
     return root / "solutions" / name / f"{name}.ipynb"
 
 
-def build_notebook(source: Path) -> nbformat.NotebookNode:
-    """The source notebook that ``source`` (``<a>.md``) describes, deterministically."""
+def build_notebook(source: Path, first_cell: str | None = None) -> nbformat.NotebookNode:
+    """The notebook that ``source`` (a MyST ``.md``) describes, deterministically: cell ids
+    ``<stem>-NN``, no outputs; ``first_cell``, if given, is a code cell put first."""
     name = source.stem
     nb = jupytext.reads(source.read_text(encoding="utf-8"), fmt=SOURCE_FORMAT)
     nb.nbformat, nb.nbformat_minor = 4, 5
@@ -73,6 +74,8 @@ def build_notebook(source: Path) -> nbformat.NotebookNode:
         "kernelspec": dict(nb.metadata.get("kernelspec") or DEFAULT_KERNELSPEC),
         "language_info": dict(LANGUAGE_INFO),
     })
+    if first_cell is not None:
+        nb.cells.insert(0, nbformat.v4.new_code_cell(first_cell))
     for i, cell in enumerate(nb.cells):
         cell.id = f"{name}-{i:02d}"
         if cell.cell_type == "code":

@@ -26,14 +26,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import jupytext
 import nbformat
 import yaml
 
+from tools.build_exercises import build_notebook as _build_notebook
+from tools.build_exercises import notebook_text
+
 ROOT = Path(__file__).resolve().parent.parent
-SOURCE_FORMAT = "md:myst"
-LANGUAGE_INFO = {"name": "python"}
-DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 SETUP_SOURCE = """\
 # Run this cell first. Where the course's library is missing (on Colab, for example) it
 # installs it from the course's repository; on Binder it is already installed.
@@ -120,26 +119,9 @@ def setup_cell_source(root: Path = ROOT) -> str:
 
 
 def build_notebook(source: Path, root: Path = ROOT) -> nbformat.NotebookNode:
-    """The notebook that ``source`` describes, deterministically, with the set-up cell first."""
-    stem = source.stem
-    nb = jupytext.reads(source.read_text(encoding="utf-8"), fmt=SOURCE_FORMAT)
-    nb.nbformat, nb.nbformat_minor = 4, 5
-    nb.metadata = nbformat.from_dict({
-        "kernelspec": dict(nb.metadata.get("kernelspec") or DEFAULT_KERNELSPEC),
-        "language_info": dict(LANGUAGE_INFO),
-    })
-    nb.cells.insert(0, nbformat.v4.new_code_cell(setup_cell_source(root).rstrip("\n")))
-    for i, cell in enumerate(nb.cells):
-        cell.id = f"{stem}-{i:02d}"
-        if cell.cell_type == "code":
-            cell.outputs, cell.execution_count = [], None
-    nbformat.validate(nb)
-    return nb
-
-
-def notebook_text(nb: nbformat.NotebookNode) -> str:
-    text = nbformat.writes(nb, version=4)
-    return text if text.endswith("\n") else text + "\n"
+    """The notebook that ``source`` describes, deterministically, with the set-up cell first
+    (the exercises' builder, which lays out notebooks the same way)."""
+    return _build_notebook(source, first_cell=setup_cell_source(root).rstrip("\n"))
 
 
 def binder_requirements(root: Path = ROOT) -> str:
