@@ -323,9 +323,8 @@ def grades(course: Path) -> dict[str, dict[str, tuple[float, float]]]:
     return out
 
 
-def processes_of(course: Path) -> list[str]:
-    """Live processes started for this course: kernels, launchers, the corpus' sleeps."""
-    found = []
+def live_processes():
+    """``(pid, command line, working folder)`` of every other live process."""
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
             continue
@@ -334,9 +333,13 @@ def processes_of(course: Path) -> list[str]:
             cwd = os.readlink(proc / "cwd")
         except OSError:
             continue
-        if str(course) in cwd or "sleep 6061" in cmd or "sleep 6062" in cmd:
-            found.append(f"{proc.name}: {cmd}")
-    return found
+        yield int(proc.name), cmd, cwd
+
+
+def processes_of(course: Path) -> list[str]:
+    """Live processes started for this course: kernels, launchers, the corpus' sleeps."""
+    return [f"{pid}: {cmd}" for pid, cmd, cwd in live_processes()
+            if str(course) in cwd or "sleep 6061" in cmd or "sleep 6062" in cmd]
 
 
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
@@ -446,15 +449,7 @@ def test_without_bubblewrap_autograde_warns_loudly_and_still_grades(tmp_path):
 
 
 def _processes_naming(text: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if text.encode() in (proc / "cmdline").read_bytes():
-                    found.append(int(proc.name))
-            except OSError:
-                pass
-    return found
+    return [pid for pid, cmd, _ in live_processes() if text in cmd]
 
 
 @slow
