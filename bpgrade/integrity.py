@@ -297,3 +297,28 @@ def replacement_source(source: str, violations: list[Violation], functions: set[
     return "\n".join(lines)
 
 
+
+
+def refuse_cells(cells, forbidden: set[str], is_student_cell) -> list[tuple[int, object, list]]:
+    """Replace every student cell the autograder refuses to run, in place.
+
+    ``cells`` are a notebook's cells; ``is_student_cell(cell)`` says which code cells a
+    student wrote (neither test cells nor locked ones); imports are read from every code
+    cell. Each refused cell's source becomes :func:`replacement_source`. Returns
+    ``(index in cells, cell, violations)`` for each refused cell.
+    """
+    imports: dict[str, str] = {}
+    for cell in cells:
+        if cell["cell_type"] == "code" and (tree := parse_cell(cell["source"])) is not None:
+            imports.update(imported_names(tree))
+    refused = []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code" or not is_student_cell(cell):
+            continue
+        violations = find_violations(cell["source"], forbidden, imports)
+        if violations:
+            tree = parse_cell(cell["source"])
+            defines = defined_functions(tree) if tree is not None else set()
+            cell["source"] = replacement_source(cell["source"], violations, defines)
+            refused.append((index, cell, violations))
+    return refused

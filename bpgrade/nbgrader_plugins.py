@@ -48,14 +48,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Bool, Enum, Integer, Unicode
 
-from .integrity import (
-    defined_functions,
-    find_violations,
-    forbidden_names,
-    imported_names,
-    parse_cell,
-    replacement_source,
-)
+from .integrity import forbidden_names, refuse_cells
 from .kernel import (
     BUDGET_WARNING,
     ENV_OUTPUT,
@@ -485,25 +478,16 @@ class CheckIntegrity(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         if not self.enabled:
             return nb, resources
-        code = [c for c in nb.cells if c.cell_type == "code"]
-        trees = [parse_cell(c.source) for c in code]
-        imports: dict[str, str] = {}
-        for tree in trees:
-            if tree is not None:
-                imports.update(imported_names(tree))
         forbidden = forbidden_names(self.source_solution_cells(nb, resources))
         refused = []
-        for cell, tree in zip(code, trees, strict=True):
-            if (utils.is_grade(cell) and not utils.is_solution(cell)) or utils.is_locked(cell):
-                continue
-            violations = find_violations(cell.source, forbidden, imports)
-            if violations:
-                defines = defined_functions(tree) if tree is not None else set()
-                cell.metadata["bpgrade_integrity"] = [str(v) for v in violations]
-                cell.source = replacement_source(cell.source, violations, defines)
-                refused.append(cell.metadata.get("nbgrader", {}).get("grade_id", "?"))
-                self.log.warning("integrity: cell %s not run: %s", refused[-1],
-                                 "; ".join(map(str, violations)))
+        def is_student_cell(c) -> bool:  # test cells and locked cells are restored anyway
+            return not ((utils.is_grade(c) and not utils.is_solution(c)) or utils.is_locked(c))
+
+        for _, cell, violations in refuse_cells(nb.cells, forbidden, is_student_cell):
+            cell.metadata["bpgrade_integrity"] = [str(v) for v in violations]
+            refused.append(cell.metadata.get("nbgrader", {}).get("grade_id", "?"))
+            self.log.warning("integrity: cell %s not run: %s", refused[-1],
+                             "; ".join(map(str, violations)))
         resources.setdefault("bpgrade_integrity", refused)
         return nb, resources
 

@@ -25,14 +25,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .integrity import (
-    defined_functions,
-    find_violations,
-    forbidden_names,
-    imported_names,
-    parse_cell,
-    replacement_source,
-)
+from .integrity import forbidden_names, refuse_cells
 from .repair import compute_checksum
 
 TIMEOUT = 15
@@ -129,24 +122,12 @@ def _first_error(cell, timeout: int) -> str | None:
 def apply_integrity(nb) -> list[str]:
     """Replace the answer cells the grader would refuse to run, as
     :class:`bpgrade.nbgrader_plugins.CheckIntegrity` does; return their labels."""
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    imports: dict[str, str] = {}
-    for cell in code:
-        tree = parse_cell(cell.source)
-        if tree is not None:
-            imports.update(imported_names(tree))
-    forbidden = forbidden_names([c for c in code if _meta(c).get("solution")])
-    refused = []
-    for i, cell in enumerate(nb.cells):
-        if cell.cell_type != "code" or _is_test(cell) or _is_locked(cell):
-            continue
-        violations = find_violations(cell.source, forbidden, imports)
-        if violations:
-            tree = parse_cell(cell.source)
-            defines = defined_functions(tree) if tree is not None else set()
-            cell.source = replacement_source(cell.source, violations, defines)
-            refused.append(f"{_label(i, cell)}: " + "; ".join(map(str, violations)))
-    return refused
+    forbidden = forbidden_names([c for c in nb.cells
+                                 if c.cell_type == "code" and _meta(c).get("solution")])
+    refused = refuse_cells(nb.cells, forbidden,
+                           lambda c: not (_is_test(c) or _is_locked(c)))
+    return [f"{_label(i, cell)}: " + "; ".join(map(str, violations))
+            for i, cell, violations in refused]
 
 
 def run(path: Path, timeout: int = TIMEOUT, kernel_name: str = KERNEL) -> Report:
