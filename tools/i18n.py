@@ -1,0 +1,402 @@
+"""The Chinese edition (中文版): gettext catalogs and the zh_CN build, from the book's sources.
+
+    python -m tools.i18n gettext        # extract the English messages, update locales/zh_CN
+    python -m tools.i18n html           # build the Chinese edition into _build/html/zh_CN
+    python -m tools.i18n check [PAGE]   # every rule a catalog must pass (see problems())
+    python -m tools.i18n todo PAGE      # the messages of a page still to translate, as JSON
+    python -m tools.i18n fill PAGE F    # merge {msgid: msgstr} from the JSON file F
+
+PAGE is a docname: ``intro``, ``chapters/04_gradients``. The catalogs are
+``locales/zh_CN/LC_MESSAGES/<docname>.po``, one per page, unwrapped (one line per
+message). The English sources stay the only sources: code cells, their outputs and the
+glued numbers come from the same executed notebooks in both editions.
+
+Docstrings that autodoc pulls into the API page are left out of the catalogs: like the
+code they document, they stay in English in both editions.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "_build"
+LOCALES = ROOT / "locales"
+LANG = "zh_CN"
+CATALOGS = LOCALES / LANG / "LC_MESSAGES"
+POT = BUILD / "gettext"
+GLOSSARY = ROOT / "chapters" / "glossary.md"
+ZH_OUT = BUILD / LANG  # the Sphinx output tree; its html/ is copied to _build/html/zh_CN
+
+# Chinese sentences are written in these; CJK covers the Unified Ideographs.
+CJK = "\u4e00-\u9fff"
+FULLWIDTH = "，。；：！？（）、“”‘’《》「」—…"
+
+
+# ---------------------------------------------------------------- building ----------
+
+def overrides(language: str | None) -> dict:
+    """The Sphinx settings added to those Jupyter Book derives from _config.yml."""
+    conf = {
+        "external_toc_path": str(ROOT / "_toc.yml"),
+        "latex_individualpages": False,
+        "nitpicky": True,
+        # The English build's executed-notebook cache: nothing runs again.
+        "nb_execution_cache_path": str(BUILD / ".jupyter_cache"),
+        "locale_dirs": [str(LOCALES)],
+        "gettext_compact": False,
+        "gettext_uuid": False,
+        "gettext_location": True,
+        "gettext_additional_targets": ["index", "image"],
+    }
+    if language:
+        conf.update({
+            "language": language,
+            "html_title": "反向传播：从史前史到微调",
+            "html_search_language": "zh",
+        })
+    return conf
+
+
+def build(builder: str, outdir: Path, doctrees: Path, language: str | None) -> int:
+    """One strict Sphinx build (-W -n --keep-going) of the book with Jupyter Book's config."""
+    from jupyter_book.sphinx import build_sphinx
+
+    result = build_sphinx(
+        ROOT, outdir, noconfig=True, path_config=str(ROOT / "_config.yml"),
+        confoverrides=overrides(language), doctreedir=doctrees, builder=builder,
+        warningiserror=True, keep_going=True,
+    )
+    if isinstance(result, Exception):
+        raise result
+    return int(result)
+
+
+def extract() -> int:
+    """The .pot files of every page into _build/gettext."""
+    return build("gettext", POT, BUILD / ".doctrees-gettext", None)
+
+
+def _is_docstring_only(message) -> bool:
+    # babel splits "bplib/x.py:docstring of bplib.x.f" into ("../../bplib/x.py:docstring",
+    # None), ("of", None), ...: a message of a page has a location in a .md file.
+    return bool(message.locations) and not any(
+        str(path).endswith(".md") for path, _ in message.locations)
+
+
+def read_catalog(path: Path):
+    from babel.messages.pofile import read_po
+
+    with path.open("rb") as f:
+        return read_po(f, locale=LANG if path.suffix == ".po" else None)
+
+
+def write_catalog(catalog, path: Path) -> None:
+    from babel.messages.pofile import write_po
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        write_po(f, catalog, width=0, omit_header=False, include_previous=True,
+                 ignore_obsolete=True, sort_output=False)
+    tmp.replace(path)
+
+
+def update() -> list[Path]:
+    """Bring every catalog up to date with the freshly extracted .pot files.
+
+    Messages kept from before stay translated; a changed English message whose old
+    translation is close becomes *fuzzy* (to revise), a new one untranslated; messages
+    no longer in the sources are dropped. Autodoc's docstrings are left out."""
+    from babel.messages.catalog import Catalog
+
+    written = []
+    for pot_path in sorted(POT.rglob("*.pot")):
+        docname = pot_path.relative_to(POT).with_suffix("").as_posix()
+        template = read_catalog(pot_path)
+        for message in list(template):
+            if message.id and _is_docstring_only(message):
+                del template[message.id]
+            else:  # babel guesses "python-format" from braces: not a format string here
+                message.flags -= {"python-format", "python-brace-format"}
+        po_path = CATALOGS / f"{docname}.po"
+        if po_path.exists():
+            catalog = read_catalog(po_path)
+        else:
+            catalog = Catalog(locale=LANG, domain=docname, project="backprop-course",
+                              copyright_holder="The course authors")
+        catalog.update(template, no_fuzzy_matching=False, update_header_comment=False)
+        catalog.revision_date = catalog.creation_date = template.creation_date
+        write_catalog(catalog, po_path)
+        written.append(po_path)
+    return written
+
+
+def html() -> int:
+    """The Chinese edition: _build/zh_CN/html, then copied to _build/html/zh_CN."""
+    code = build("html", ZH_OUT / "html", ZH_OUT / ".doctrees", LANG)
+    if code:
+        return code
+    site = BUILD / "html" / LANG
+    tmp = BUILD / "html" / f".{LANG}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ZH_OUT / "html", tmp, ignore=shutil.ignore_patterns(".buildinfo"))
+    shutil.rmtree(site, ignore_errors=True)
+    tmp.replace(site)
+    return 0
+
+
+# ---------------------------------------------------------------- checking ----------
+
+ROLE = re.compile(r"\{([\w:.-]+)\}`([^`]*)`")
+DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.S)
+INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(?:\\.|[^$\\])+?\$")
+CODE = re.compile(r"(`+)(.+?)\1", re.S)
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+URL = re.compile(r"https?://[^\s)>\]]+")
+# A role whose text may be translated while its target may not: {ref}`title <target>`.
+TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
+TRANSLATABLE_TITLE_ROLES = {"ref", "doc", "numref", "term", "download"}
+
+
+def tokens(text: str) -> dict[str, list[str]]:
+    """What a translation must carry over unchanged: roles (a titled cross-reference's
+    target only), math, inline code, link targets and URLs."""
+    roles = []
+
+    def _role(m):
+        name, body = m.group(1), m.group(2)
+        t = TITLED.match(body)
+        if name in TRANSLATABLE_TITLE_ROLES and t:
+            body = "<" + t.group(2) + ">"
+        roles.append(f"{{{name}}}{body}")
+        return " "
+
+    rest = ROLE.sub(_role, text)
+    display = DISPLAY_MATH.findall(rest)
+    rest = DISPLAY_MATH.sub(" ", rest)
+    code = [m.group(2) for m in CODE.finditer(rest)]
+    rest = CODE.sub(" ", rest)
+    math = INLINE_MATH.findall(rest)
+    rest = INLINE_MATH.sub(" ", rest)
+    links = LINK.findall(rest)
+    urls = URL.findall(LINK.sub(" ", rest))
+    return {"role": sorted(roles), "math": sorted(display + math), "code": sorted(code),
+            "link": sorted(links), "url": sorted(urls)}
+
+
+def prose(text: str) -> str:
+    """The text with roles, math, code, links' targets and URLs replaced by a marker
+    that counts as Latin text (so that spacing next to them is checked too)."""
+    rest = ROLE.sub("\x00", text)
+    rest = DISPLAY_MATH.sub("\x00", rest)
+    rest = CODE.sub("\x00", rest)
+    rest = INLINE_MATH.sub("\x00", rest)
+    rest = LINK.sub("]", rest)
+    rest = URL.sub("\x00", rest)
+    return rest
+
+
+def spacing_problems(msgstr: str) -> list[str]:
+    """The spacing and punctuation rule of CONTRIBUTING.md, on one translation."""
+    text = prose(msgstr).replace("**", "").replace("*", "")
+    text = re.sub(r"\[([^\]]*)\]", r"\1", text)  # link text counts as running text
+    latin = r"[A-Za-z0-9\x00]"
+    out = []
+    for m in re.finditer(rf"[{CJK}]{latin}|{latin}[{CJK}]", text):
+        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
+        out.append(f"no space between Chinese and Latin text: “{seg}”")
+    for m in re.finditer(rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]", text):
+        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
+        out.append(f"ASCII punctuation (or a space before punctuation) in a Chinese sentence: “{seg}”")
+    for m in re.finditer(rf"\([{CJK}]|[{CJK}]\)", text):
+        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
+        out.append(f"ASCII parenthesis around Chinese text (use （ ）): “{seg}”")
+    for m in re.finditer(rf"[{FULLWIDTH}] +(?=\S)|(?<=\S) +[，。；：！？、）」》”]", text):
+        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
+        out.append(f"a space next to full-width punctuation: “{seg}”")
+    return out
+
+
+def glossary() -> dict[str, set[str]]:
+    """``{english term: {Chinese variants}}`` from the glossary's table; a row
+    ``backpropagation (BP)`` gives ``backpropagation`` and ``BP``."""
+    rows: dict[str, set[str]] = {}
+    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("English", "") or set(cells[0]) <= {"-"}:
+            continue
+        chinese = {v.strip() for v in cells[1].split("/") if v.strip()}
+        # "Sigmoid 函数（S 型函数）": the parenthesised form is a variant too
+        for v in list(chinese):
+            m = re.match(r"^(.*?)（(.*)）$", v)
+            if m:
+                chinese |= {m.group(1).strip(), m.group(2).strip()}
+        english = re.sub(r"\s*\(.*?\)", "", cells[0])
+        rows[english] = chinese
+        abbr = re.search(r"\(([A-Z]{2,5})\)", cells[0])
+        if abbr:
+            rows[abbr.group(1)] = chinese
+    return rows
+
+
+def _forms(term: str) -> list[str]:
+    low = term.lower()
+    forms = [low, low + "s", low + "es"]
+    if low.endswith("y"):
+        forms.append(low[:-1] + "ies")
+    return forms
+
+
+def _keeps_latin(term: str, variants: set[str]) -> bool:
+    """Names and abbreviations (ReLU, Adam, SGD, sigmoid) may stay in Latin letters."""
+    return (any(c.isupper() for c in term)
+            or any(re.search(r"[A-Za-z]", v) for v in variants)
+            or term in {"sigmoid", "softmax", "tanh", "logit"})
+
+
+GLOSSARY_EXCEPTION = re.compile(r"glossary-exception:\s*([^:]+?)\s*:\s*(\S.*)")
+
+
+def glossary_problems(msgid: str, msgstr: str, rows: dict[str, set[str]],
+                      excepted: set[str]) -> list[str]:
+    """For each glossary term in the English prose (longest terms first, so that
+    "mean squared error" is not also "error"), the translation holds one of its
+    Chinese variants, or keeps a name or abbreviation in Latin letters."""
+    source = " " + re.sub(r"\s+", " ", prose(msgid).replace("\x00", " ")).lower() + " "
+    target = msgstr.lower()
+    out = []
+    for term in sorted(rows, key=len, reverse=True):
+        for form in sorted(_forms(term), key=len, reverse=True):
+            pat = re.compile(rf"(?<![\w-]){re.escape(form)}(?![\w-])")
+            if not pat.search(source):
+                continue
+            source = pat.sub(" ◆ ", source)
+            variants = rows[term]
+            ok = any(v.lower() in target for v in variants) or (
+                _keeps_latin(term, variants)
+                and re.search(rf"(?<![A-Za-z]){re.escape(term.lower())}", target))
+            if not ok and term.lower() not in excepted:
+                out.append(f"glossary: “{term}” should be “{' / '.join(sorted(variants))}”")
+            break
+    return out
+
+
+def problems(docname: str | None = None, *, pot_dir: Path = POT,
+             catalog_dir: Path = CATALOGS) -> list[str]:
+    """Every rule, as one line per problem, naming the page and line of the source.
+
+    - every message of the extracted .pot is in the catalog, translated, not fuzzy;
+    - a translation keeps the message's roles, math, code, link targets and URLs;
+    - Chinese and Latin text are separated by one space, Chinese sentences use
+      full-width punctuation (CONTRIBUTING.md);
+    - glossary terms are translated as the glossary says, unless the message carries a
+      translator comment ``glossary-exception: TERM: reason``.
+    """
+    rows = glossary()
+    pots = sorted(pot_dir.rglob("*.pot"))
+    if not pots:
+        return [f"no .pot files in {pot_dir}: run python -m tools.i18n gettext"]
+    out = []
+    for pot_path in pots:
+        name = pot_path.relative_to(pot_dir).with_suffix("").as_posix()
+        if docname and name != docname:
+            continue
+        po_path = catalog_dir / f"{name}.po"
+        if not po_path.exists():
+            out.append(f"{name}: no catalog {po_path.relative_to(ROOT)}")
+            continue
+        catalog = read_catalog(po_path)
+        for message in read_catalog(pot_path):
+            if not message.id or _is_docstring_only(message):
+                continue
+            where = ", ".join(f"{p.removeprefix('../../')}:{n}" for p, n in message.locations) or name
+            have = catalog.get(message.id)
+            if have is None or not have.string:
+                out.append(f"{where}: untranslated: {message.id[:70]!r}")
+                continue
+            if have.fuzzy:
+                out.append(f"{where}: fuzzy (revise, then remove the fuzzy flag): {message.id[:60]!r}")
+            src, dst = tokens(message.id), tokens(have.string)
+            for kind in src:
+                if src[kind] != dst[kind]:
+                    missing = [t for t in src[kind] if t not in dst[kind]]
+                    extra = [t for t in dst[kind] if t not in src[kind]]
+                    out.append(f"{where}: {kind} not carried over unchanged:"
+                               f" missing {missing[:3]}, extra {extra[:3]}")
+            if message.id.strip() == have.string.strip():
+                continue  # math or code only: copied as it is
+            out += [f"{where}: {p}" for p in spacing_problems(have.string)]
+            excepted = {m.group(1).strip().lower() for c in have.user_comments
+                        for m in [GLOSSARY_EXCEPTION.search(c)] if m}
+            out += [f"{where}: {p}" for p in glossary_problems(message.id, have.string, rows, excepted)]
+    return out
+
+
+def todo(docname: str) -> dict[str, str]:
+    """``{msgid: current msgstr}`` of the page's messages not done (untranslated or fuzzy)."""
+    catalog = read_catalog(CATALOGS / f"{docname}.po")
+    return {m.id: m.string for m in catalog if m.id and (not m.string or m.fuzzy)}
+
+
+def fill(docname: str, translations: dict[str, str]) -> int:
+    """Merge ``{msgid: msgstr}`` into the page's catalog (clearing fuzzy flags)."""
+    path = CATALOGS / f"{docname}.po"
+    catalog = read_catalog(path)
+    done = 0
+    for msgid, msgstr in translations.items():
+        message = catalog.get(msgid)
+        if message is None:
+            raise SystemExit(f"{docname}: no message {msgid[:70]!r} in {path}")
+        message.string = msgstr
+        message.flags.discard("fuzzy")
+        message.previous_id = []
+        done += 1
+    write_catalog(catalog, path)
+    return done
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("gettext", help="extract the messages and update the catalogs")
+    sub.add_parser("html", help="build the Chinese edition")
+    c = sub.add_parser("check", help="check the catalogs against the sources")
+    c.add_argument("page", nargs="?")
+    t = sub.add_parser("todo", help="messages still to translate, as JSON")
+    t.add_argument("page")
+    f = sub.add_parser("fill", help="merge translations from a JSON file")
+    f.add_argument("page")
+    f.add_argument("file")
+    a = p.parse_args(argv)
+    if a.command == "gettext":
+        code = extract()
+        if not code:
+            for path in update():
+                print(path.relative_to(ROOT))
+        return code
+    if a.command == "html":
+        return html()
+    if a.command == "check":
+        found = problems(a.page)
+        for line in found:
+            print(line)
+        print(f"{len(found)} problem(s)", file=sys.stderr)
+        return 1 if found else 0
+    if a.command == "todo":
+        json.dump(todo(a.page), sys.stdout, ensure_ascii=False, indent=1)
+        print()
+        return 0
+    if a.command == "fill":
+        data = json.loads(Path(a.file).read_text(encoding="utf-8"))
+        print(f"{fill(a.page, data)} message(s) written")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
