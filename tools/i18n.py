@@ -210,7 +210,8 @@ def spacing_problems(msgstr: str) -> list[str]:
     for m in re.finditer(rf"[{CJK}]{latin}|{latin}[{CJK}]", text):
         seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
         out.append(f"no space between Chinese and Latin text: “{seg}”")
-    for m in re.finditer(rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]", text):
+    for m in re.finditer(rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]|[,;:!?]\s*[{CJK}]",
+                         text):
         seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
         out.append(f"ASCII punctuation (or a space before punctuation) in a Chinese sentence: “{seg}”")
     for m in re.finditer(rf"\([{CJK}]|[{CJK}]\)", text):
