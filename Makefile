@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: setup notebooks wheel book pdf test test-fast bench lint lock grade grade-demo exercises clean help
+.PHONY: setup notebooks wheel book gettext pdf test test-fast bench lint lock grade grade-demo exercises clean help
 
 help:
-	@echo "make book   - set up .venv (once) and build the book into _build/html"
+	@echo "make book   - set up .venv (once) and build the book into _build/html (中文版: _build/html/zh_CN)"
+	@echo "make gettext - after editing a page: update the Chinese catalogs (locales/zh_CN)"
 	@echo "make wheel  - build the course's wheel (bplib, bpgrade) into _build/dist (make book does it)"
 	@echo "make test   - set up .venv (once), build the book, run every test"
 	@echo "make pdf    - build the site, then the book as one PDF: _build/pdf/book.pdf"
@@ -61,8 +62,17 @@ wheel: setup
 	    -w $$tmp/out $$tmp && \
 	  mv -f $$tmp/out/*.whl $(DIST)/ && rm -rf $$tmp && ls $(DIST)/*.whl
 
+# Both editions: English into _build/html, then the Chinese edition (中文版) from the same
+# sources and the same executed notebooks (locales/zh_CN/*.po; nothing runs again) into
+# _build/html/zh_CN. Both builds are strict (-W -n --keep-going). See CONTRIBUTING.md.
 book: wheel
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+	$(PY) -m tools.i18n html
+
+# After editing an English page: extract its messages and update the catalogs
+# (new messages untranslated, changed ones fuzzy), then translate them (CONTRIBUTING.md).
+gettext: setup
+	$(PY) -m tools.i18n gettext
 
 # The PDF of the whole book, through XeLaTeX (TeX Live and Noto CJK from Debian: see
 # .ci/run), into _build/pdf/book.pdf, then copied into the site, whose intro page links

@@ -152,7 +152,7 @@ def html() -> int:
 
 # ---------------------------------------------------------------- checking ----------
 
-ROLE = re.compile(r"\{([\w:.-]+)\}`([^`]*)`")
+ROLE = re.compile(r"(?<!`)\{([\w:.-]+)\}`([^`]*)`")
 DISPLAY_MATH = re.compile(r"\$\$.*?\$\$", re.S)
 INLINE_MATH = re.compile(r"(?<![\\$])\$(?!\$)(?:\\.|[^$\\])+?\$")
 CODE = re.compile(r"(`+)(.+?)\1", re.S)
