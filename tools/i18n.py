@@ -39,10 +39,10 @@ FULLWIDTH = "，。；：！？（）、“”‘’《》「」—…"
 
 # ---------------------------------------------------------------- building ----------
 
-def overrides(language: str | None) -> dict:
+def overrides(language: str | None, root: Path = ROOT) -> dict:
     """The Sphinx settings added to those Jupyter Book derives from _config.yml."""
     conf = {
-        "external_toc_path": str(ROOT / "_toc.yml"),
+        "external_toc_path": str(root / "_toc.yml"),
         "latex_individualpages": False,
         "nitpicky": True,
         # The English build's executed-notebook cache: nothing runs again.
@@ -62,14 +62,16 @@ def overrides(language: str | None) -> dict:
     return conf
 
 
-def build(builder: str, outdir: Path, doctrees: Path, language: str | None) -> int:
-    """One strict Sphinx build (-W -n --keep-going) of the book with Jupyter Book's config."""
+def build(builder: str, outdir: Path, doctrees: Path, language: str | None, *,
+          root: Path = ROOT, extra: dict | None = None, strict: bool = True) -> int:
+    """One Sphinx build of the book at ``root`` with Jupyter Book's configuration, strict
+    as ``jupyter-book build -W -n --keep-going`` unless ``strict`` is false."""
     from jupyter_book.sphinx import build_sphinx
 
     result = build_sphinx(
-        ROOT, outdir, noconfig=True, path_config=str(ROOT / "_config.yml"),
-        confoverrides=overrides(language), doctreedir=doctrees, builder=builder,
-        warningiserror=True, keep_going=True,
+        root, outdir, noconfig=True, path_config=str(root / "_config.yml"),
+        confoverrides={**overrides(language, root), **(extra or {})}, doctreedir=doctrees,
+        builder=builder, warningiserror=strict, keep_going=True, quiet=not strict,
     )
     if isinstance(result, Exception):
         raise result
@@ -315,7 +317,9 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
         for message in read_catalog(pot_path):
             if not message.id or _is_docstring_only(message):
                 continue
-            where = ", ".join(f"{p.removeprefix('../../')}:{n}" for p, n in message.locations) or name
+            # locations are relative to the .pot's folder: name the page's own source
+            where = ", ".join(f"{name}.md:{n}" if str(p).endswith(f"{name}.md")
+                              else f"{p}:{n}" for p, n in message.locations) or name
             have = catalog.get(message.id)
             if have is None or not have.string:
                 out.append(f"{where}: untranslated: {message.id[:70]!r}")
