@@ -34,6 +34,7 @@ ZH_OUT = BUILD / LANG  # the Sphinx output tree; its html/ is copied to _build/h
 
 # Chinese sentences are written in these; CJK covers the Unified Ideographs.
 CJK = "\u4e00-\u9fff"
+CJK_WORD = re.compile(r"[\u4e00-\u9fffA-Za-z0-9-]*[\u4e00-\u9fff][\u4e00-\u9fffA-Za-z0-9-]*")
 FULLWIDTH = "，。；：！？（）、“”‘’《》「」—…"
 
 
@@ -58,8 +59,24 @@ def overrides(language: str | None, root: Path = ROOT) -> dict:
             "language": language,
             "html_title": "反向传播：从史前史到微调",
             "html_search_language": "zh",
+            # jieba, which splits Chinese text into words for the search index, learns
+            # the glossary's terms: 反向传播 is then one word, found as typed.
+            "html_search_options": {"dict": str(search_dictionary())},
         })
     return conf
+
+
+def search_dictionary() -> Path:
+    """A jieba user dictionary (``word frequency`` per line) of the glossary's Chinese
+    terms, written under _build for the Chinese edition's search index."""
+    words = sorted({v for variants in glossary().values() for v in variants
+                    if CJK_WORD.fullmatch(v)})
+    path = ZH_OUT / "jieba-glossary.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(f"{w} 100000\n" for w in words)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        path.write_text(text, encoding="utf-8")
+    return path
 
 
 def build(builder: str, outdir: Path, doctrees: Path, language: str | None, *,
@@ -215,7 +232,8 @@ def spacing_problems(msgstr: str) -> list[str]:
     for m in re.finditer(rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]|[,;:!?]\s*[{CJK}]",
                          text):
         seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
-        out.append(f"ASCII punctuation (or a space before punctuation) in a Chinese sentence: “{seg}”")
+        out.append("ASCII punctuation (or a space before punctuation) in a Chinese"
+                   f" sentence: “{seg}”")
     for m in re.finditer(rf"\([{CJK}]|[{CJK}]\)", text):
         seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
         out.append(f"ASCII parenthesis around Chinese text (use （ ）): “{seg}”")
@@ -325,7 +343,8 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
                 out.append(f"{where}: untranslated: {message.id[:70]!r}")
                 continue
             if have.fuzzy:
-                out.append(f"{where}: fuzzy (revise, then remove the fuzzy flag): {message.id[:60]!r}")
+                out.append(f"{where}: fuzzy (revise, then remove the fuzzy flag):"
+                           f" {message.id[:60]!r}")
             src, dst = tokens(message.id), tokens(have.string)
             for kind in src:
                 if src[kind] != dst[kind]:
@@ -338,7 +357,8 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
             out += [f"{where}: {p}" for p in spacing_problems(have.string)]
             excepted = {m.group(1).strip().lower() for c in have.user_comments
                         for m in [GLOSSARY_EXCEPTION.search(c)] if m}
-            out += [f"{where}: {p}" for p in glossary_problems(message.id, have.string, rows, excepted)]
+            out += [f"{where}: {p}"
+                    for p in glossary_problems(message.id, have.string, rows, excepted)]
     return out
 
 
