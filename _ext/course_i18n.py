@@ -35,7 +35,6 @@ PROMPTS_ZH = {
 def _glue_fallback(document, key):
     """MyST-NB's retrieve_glue_data, also for a translated paragraph's new document."""
     from myst_nb.core.variables import RetrievalError, VariableOutput
-
     from myst_nb.ext.glue import utils
 
     if "nb_renderer" in document:

@@ -49,7 +49,8 @@ How it works
   (``distributed.scheduler.worker-saturation: 1.0``; give a scheduler of your own
   the same setting). ``--timeout``: a task that runs longer ends its worker
   process (a watchdog thread in the worker), which Dask treats like any other
-  death of a worker.
+  death of a worker; the watchdog first logs a Dask event (:data:`TIMEOUT_TOPIC`),
+  so a student failed that way is reported as over the limit.
 * **Crash safety.** A student counts as finished only when the journal
   ``.grading/<assignment>/<student>.json`` says so; the client writes that file
   (atomically) only after the gradebook write. A client killed mid-run leaves at
@@ -109,6 +110,7 @@ STATE_DIR = ".grading"
 REPAIRS_KEY = "bpgrade_repairs"  # notebook metadata: what was repaired before grading
 WINDOW = 64  # students sent to Dask ahead of their results, at least
 TEST_KILL_ENV = "BPGRADE_TEST_KILL_WORKER"  # tests only: see the module's docstring
+TIMEOUT_TOPIC = "bpgrade-timeout"  # Dask event a worker logs before its watchdog ends it
 
 
 class GradingError(RuntimeError):
@@ -354,18 +356,35 @@ def grade_task(task: dict) -> dict:
     student = task["student"]
     if os.environ.get(TEST_KILL_ENV) == student:  # tests only: a worker-killing submission
         os.kill(os.getpid(), signal.SIGKILL)
-    with _TASK_LOCK, _watchdog(task["timeout"], student):
+    with _TASK_LOCK, _watchdog(task["timeout"], student, *_current_task()):
         course, app = _private_course(task)
         return _grade_in(course, app, task)
 
 
+def _current_task() -> tuple[object, str | None]:
+    """``(Dask worker, key of the running task)`` in a Dask task, else ``(None, None)``."""
+    with contextlib.suppress(Exception):
+        from distributed import get_worker
+
+        worker = get_worker()
+        return worker, str(worker.get_current_task())
+    return None, None
+
+
 @contextlib.contextmanager
-def _watchdog(seconds: float, student: str):
+def _watchdog(seconds: float, student: str, worker=None, key: str | None = None):
     """End this worker process if the task runs longer than ``seconds`` (Dask then
-    treats it as a dead worker: the task is retried, then ``KilledWorker``)."""
+    treats it as a dead worker: the task is retried, then ``KilledWorker``). Before
+    it ends, it logs the Dask event :data:`TIMEOUT_TOPIC` with the task's key, so
+    that the client can say why the task failed (see :func:`_outcome`)."""
     def expire():
         print(f"bpgrade: {student} not graded within {seconds:g} s: ending this worker",
               file=sys.stderr, flush=True)
+        if worker is not None:
+            with contextlib.suppress(Exception):
+                worker.log_event(TIMEOUT_TOPIC, {"key": key, "student": student,
+                                                 "seconds": seconds})
+                time.sleep(1.0)  # the event goes out with the worker's next batch (2 ms)
         os._exit(75)
 
     timer = threading.Timer(seconds, expire)
@@ -856,7 +875,7 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
         started, done, failed = time.monotonic(), 0, 0
         for future in running:
             student = students.pop(future.key)
-            outcome = _outcome(future, student, timeout, KilledWorker)
+            outcome = _outcome(future, student, timeout, KilledWorker, client)
             future.release()
             if outcome.status == "graded":
                 try:
@@ -877,12 +896,27 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
             submit_more()
 
 
-def _outcome(future, student: str, timeout: float, killed_worker: type) -> Outcome:
+def _timed_out(client, key: str) -> int:
+    """How many times the task ``key`` ran over its time limit (the watchdog's events)."""
+    try:
+        events = client.get_events(TIMEOUT_TOPIC)
+    except Exception:  # noqa: BLE001 - no events: the reason stays the general one
+        return 0
+    return sum(isinstance(msg, dict) and msg.get("key") == str(key) for _, msg in events)
+
+
+def _outcome(future, student: str, timeout: float, killed_worker: type,
+             client=None) -> Outcome:
     """The :class:`Outcome` of one finished future; a graded one keeps the worker's
     result in its ``result`` attribute (for the client's import)."""
     try:
         result = future.result()
     except killed_worker as exc:
+        if client is not None and (times := _timed_out(client, future.key)):
+            tries = "once" if times == 1 else f"{times} times"
+            return Outcome(student, "failed", reason=(
+                f"took longer than the {timeout:g} s limit per student (the watchdog "
+                f"ended its worker {tries}): {_describe(exc)}"))
         return Outcome(student, "failed", reason=(
             f"its grading killed the worker every time it was tried (a crash, the "
             f"out-of-memory killer, or over the {timeout:g} s limit): {_describe(exc)}"))

@@ -11,6 +11,11 @@ folder of their own, not the course's; the tasks name no path of the course (che
 on the pickled task), so they cannot touch it: the client alone writes ``autograded/``
 and the gradebook.
 
+A submission over the time limit per student (``--timeout``): each of its answers
+sleeps :data:`SLEEP` seconds, under the course's cell timeout (nbclient never
+interrupts it) but over :data:`LIMIT` seconds together, so only the worker's
+watchdog can stop it.
+
 A worker-killing submission: a kernel cannot kill its worker here (the sandbox's PID
 namespace hides the worker from it, see ``tests/test_parallel_grading.py``), so the
 workers of this cluster run with ``BPGRADE_TEST_KILL_WORKER=kills_its_worker``, the
@@ -23,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -42,6 +48,7 @@ from test_parallel_grading import (  # noqa: E402
     ASSIGNMENT,
     journal_entries,
     released_course,
+    submit,
 )
 
 pytestmark = pytest.mark.slow
@@ -49,6 +56,9 @@ pytestmark = pytest.mark.slow
 HOSTILE = "kills_its_worker"
 COPIES = 16  # students added to the five of released_course: 21 in all
 WAIT = 600  # seconds: the bound of every wait below
+SLOW = "slower_than_the_limit"  # the student of the per-student time limit's test
+LIMIT = 16  # seconds: --timeout of that test, the limit per student
+SLEEP = 12  # seconds each of SLOW's answers sleeps: under the cell timeout, over LIMIT in all
 
 
 def _free_port() -> int:
@@ -277,3 +287,42 @@ def test_a_client_sigkilled_half_way_then_a_rerun_grades_only_the_rest(
     assert f"skipped{len(finished):>25}" in out, out
     assert journal_entries(root) == set(serial[1])
     assert_same_as_serial(root, serial)
+
+
+def _slow_notebook(root: Path):
+    """The release with every answer sleeping :data:`SLEEP` s: no cell reaches the
+    course's cell timeout, the notebook takes longer than :data:`LIMIT`."""
+    config = (root / "nbgrader_config.py").read_text()
+    cell_timeout = int(re.search(r"^c\.Execute\.timeout = (\d+)", config, re.M).group(1))
+    nb = nbformat.read(root / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert SLEEP < cell_timeout and LIMIT < len(answers) * SLEEP, (cell_timeout, len(answers))
+    for cell in answers:
+        cell.source = f"import time\n\ntime.sleep({SLEEP})"
+    return nb
+
+
+def test_a_submission_over_the_time_limit_per_student_fails_and_the_rest_is_graded(
+        klass, cluster, tmp_path_factory):
+    root = copy_course(klass, tmp_path_factory, "dask-timeout")
+    for copy in (root / "submitted").glob("s[0-9][0-9]_*"):  # the five of released_course
+        shutil.rmtree(copy)
+    submit(root, SLOW, _slow_notebook(root))
+    others = set(grading.submitted_students(root, ASSIGNMENT)) - {SLOW}
+    cluster.wait_for_workers()
+    start = time.monotonic()
+    proc = run_cli(root, "--scheduler", cluster.address, "--timeout", str(LIMIT))
+    out, _ = proc.communicate(timeout=WAIT)  # a hung run fails here
+    seconds = time.monotonic() - start
+    assert proc.returncode == 1, out
+    lines = [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+    (line,) = [ln for ln in lines if f" {SLOW} " in ln]
+    assert " failed " in line and f"took longer than the {LIMIT} s limit per student" in line, out
+    graded = [ln.split()[ln.split().index("graded") + 1] for ln in lines if " graded " in ln]
+    assert sorted(graded) == sorted(others), "a student graded twice, or not at all"
+    assert len(lines) == len(others) + 1, out
+    assert journal_entries(root) == others
+    assert grading.gradebook_scores(root, ASSIGNMENT) == {s: klass[1][s] for s in others}
+    # Two tries (allowed-failures 1), each ended at LIMIT: not a wait for the sleeps to end.
+    assert seconds < 2 * (LIMIT + 60), out
+    cluster.wait_for_workers()

@@ -1,15 +1,20 @@
 """The grader on Dask against a real PostgreSQL gradebook (a throw-away server, tests/pg.py).
 
 The assignment is released with ``nbgrader generate_assignment --db <postgres url>``,
-five students are graded on a Dask LocalCluster of three worker processes (which
-never see the gradebook: the client alone writes it), and every cell's score read
-back from PostgreSQL is the one the submission was built to get.
+five students are graded on a Dask cluster of separate processes, a ``dask scheduler``
+and two ``dask worker`` processes, each worker in a working directory of its own (the
+cluster of ``tests/test_dask_grading.py``): the workers never see the course nor the
+gradebook, the client alone writes it. Every cell's score read back from PostgreSQL is
+the one the submission was built to get, which is what a serial ``nbgrader autograde``
+gives (``test_dask_grading.py``'s reference run checks that on the same corpus).
 Needs Debian's ``postgresql`` package and ``psycopg2``: skipped without them on a
 developer's machine, failed without them in CI (``CI=true``).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from bpgrade import pool as grading
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pg  # noqa: E402
 from conftest import require  # noqa: E402
+from test_dask_grading import Cluster  # noqa: E402
 from test_parallel_grading import ASSIGNMENT, released_course  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -42,20 +48,40 @@ def server():
         yield running
 
 
+@pytest.fixture(scope="session")
+def cluster(server, tmp_path_factory):
+    """A ``dask scheduler`` and two ``dask worker`` processes, outside the course."""
+    running = Cluster(tmp_path_factory.mktemp("pg-dask-cluster"))
+    try:
+        running.wait_for_workers()
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
-def graded(server, tmp_path_factory):
-    """A course whose gradebook is PostgreSQL, graded on three Dask workers."""
+def graded(server, cluster, tmp_path_factory):
+    """A course whose gradebook is PostgreSQL, graded on the cluster's two workers."""
     course, expected = released_course(tmp_path_factory.mktemp("pg") / "course", server.url)
     lines: list[str] = []
-    summary = grading.grade_class(course.root, ASSIGNMENT, jobs=3, db_url=server.url,
-                                  progress=lines.append)
+    summary = grading.grade_class(course.root, ASSIGNMENT, db_url=server.url,
+                                  scheduler=cluster.address, progress=lines.append)
     return course.root, expected, summary, lines
 
 
-def test_three_dask_workers_grade_every_cell_score_into_postgresql(graded, server):
+def test_a_dask_scheduler_and_worker_processes_grade_every_cell_score_into_postgresql(
+        graded, server, cluster):
     root, expected, summary, lines = graded
     assert summary.count("graded") == len(expected), "\n".join(lines)
+    assert f"2 Dask workers ({cluster.address})" in lines[0], lines[0]
     assert grading.gradebook_scores(root, ASSIGNMENT, server.url) == expected
+    with cluster.client() as client:
+        where = client.run(os.getcwd)
+    assert len(where) == 2 and all(Path(cwd) in cluster.workdirs for cwd in where.values())
+    assert not any(root in Path(cwd).parents for cwd in where.values())
+    task = grading.make_task(root, ASSIGNMENT, "correct", grading.course_files(root, ASSIGNMENT))
+    blob = pickle.dumps(task)  # what a worker receives: no path of the course, no gradebook
+    assert str(root).encode() not in blob and str(server.folder).encode() not in blob
 
 
 def test_nothing_is_written_to_a_sqlite_gradebook_when_postgresql_is_given(graded):
