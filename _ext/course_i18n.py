@@ -78,6 +78,18 @@ class TranslatePrompts(SphinxPostTransform):
                     node[attr] = PROMPTS_ZH[node[attr]]
 
 
+# Labels of sphinx-book-theme's header buttons that its Chinese catalog lacks.
+BUTTONS_ZH = {"Open issue": "创建议题"}
+
+
+def _translate_buttons(buttons) -> None:
+    for button in buttons or []:
+        if isinstance(button, dict):
+            if button.get("text") in BUTTONS_ZH:
+                button["text"] = BUTTONS_ZH[button["text"]]
+            _translate_buttons(button.get("buttons"))
+
+
 def _relative_root(pagename: str) -> str:
     return "../" * pagename.count("/")
 
@@ -100,6 +112,8 @@ def page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
         f'<link rel="alternate" hreflang="{lang}" href="{href}" />\n'
         for _, lang, href, current in links if not current)
     context["metatags"] = context.get("metatags", "") + alternates
+    if app.config.language == ZH:
+        _translate_buttons(context.get("header_buttons"))
 
 
 def config_inited(app: Sphinx, config) -> None:
@@ -121,6 +135,7 @@ def config_inited(app: Sphinx, config) -> None:
 def setup(app: Sphinx) -> dict:
     _patch_glue()
     app.connect("config-inited", config_inited, priority=900)
-    app.connect("html-page-context", page_context)
+    # after sphinx-book-theme's own handler, which adds the header buttons
+    app.connect("html-page-context", page_context, priority=900)
     app.add_post_transform(TranslatePrompts)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
