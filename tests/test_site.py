@@ -97,7 +97,8 @@ def scan(path: Path) -> PageScan:
 
 def html_pages(site: Path) -> list[Path]:
     """Every HTML page of the site (not the theme's templates under _static)."""
-    return sorted(p for p in site.rglob("*.html") if p.relative_to(site).parts[0] != "_static")
+    return sorted(p for p in site.rglob("*.html")
+                  if "_static" not in p.relative_to(site).parts[:2])  # zh_CN/_static too
 
 
 def docname(site: Path, page: Path) -> str:
@@ -141,8 +142,10 @@ def test_course_chapters_are_numbered_one_to_seven_and_nothing_else_is(built_sit
 
 def test_only_pages_of_the_toc_are_built(built_site: Path) -> None:
     allowed = set(toc_docnames()) | SPHINX_PAGES
+    allowed |= {f"zh_CN/{name}" for name in allowed}  # the Chinese edition, the same pages
     names = [docname(built_site, p) for p in html_pages(built_site)]
-    extra = [n for n in names if n not in allowed and not n.startswith("_modules/")]
+    extra = [n for n in names if n not in allowed
+             and not n.removeprefix("zh_CN/").startswith("_modules/")]
     assert not extra, f"pages outside _toc.yml were built (exercises? solutions?): {extra}"
     for folder in ("exercises", "solutions", "tests", "bench"):
         assert not (built_site / folder).exists(), f"{folder}/ was copied into the site"
@@ -221,7 +224,11 @@ def test_mathjax_is_served_from_the_site_itself(built_site: Path) -> None:
             (page.parent / urlsplit(url).path).resolve()
             for tag, url in scanned.loads if tag == "script" and "mathjax" in url.lower()
         ]
-        assert scripts == [(mathjax / "tex-chtml.js").resolve()], (
+        # each edition serves its own copy (the Chinese one under zh_CN/_static)
+        edition = built_site / "zh_CN" if docname(built_site, page).startswith("zh_CN/") \
+            else built_site
+        own = edition / "_static" / "mathjax" / "tex-chtml.js"
+        assert scripts == [own.resolve()], (
             f"{docname(built_site, page)} has math but loads MathJax from {scripts}"
         )
     assert pages_with_math >= 1, "no page has math: is the intro's formula gone?"

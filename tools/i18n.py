@@ -52,7 +52,7 @@ def overrides(language: str | None, root: Path = ROOT) -> dict:
         "gettext_compact": False,
         "gettext_uuid": False,
         "gettext_location": True,
-        "gettext_additional_targets": ["index", "image"],
+        "gettext_additional_targets": ["index", "image", "raw"],
     }
     if language:
         conf.update({
