@@ -380,6 +380,8 @@ def fill(docname: str, translations: dict[str, str]) -> int:
         message.string = msgstr
         message.flags.discard("fuzzy")
         message.previous_id = []
+        # babel reads a fuzzy message's "#| msgid" (the old English) back as a comment
+        message.user_comments = [c for c in message.user_comments if not c.startswith("| msgid")]
         done += 1
     write_catalog(catalog, path)
     return done
