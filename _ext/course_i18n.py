@@ -18,6 +18,7 @@ from pathlib import Path
 
 from docutils import nodes
 from sphinx.application import Sphinx
+from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 ZH = "zh_CN"
@@ -90,6 +91,33 @@ def _translate_buttons(buttons) -> None:
             _translate_buttons(button.get("buttons"))
 
 
+class TranslateTocCaptions(SphinxTransform):
+    """The captions of the parts ("The course", "Exercises", "Reference") in Chinese.
+
+    sphinx-external-toc inserts the toctrees (priority 100) after Sphinx has translated
+    the page (Locale, 20), so their captions, although they are in the root page's
+    catalog, would stay English in the navigation."""
+
+    default_priority = 101
+
+    def apply(self, **kwargs) -> None:
+        if self.config.language != ZH:
+            return
+        from sphinx import addnodes
+        from sphinx.locale import init as init_locale
+        from sphinx.util.i18n import docname_to_domain
+
+        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
+        dirs = [str(Path(self.env.srcdir, d)) for d in self.config.locale_dirs]
+        catalog, found = init_locale(dirs, self.config.language, domain)
+        if not found:
+            return
+        for toctree in self.document.findall(addnodes.toctree):
+            caption = toctree.get("caption")
+            if caption and catalog.gettext(caption) != caption:
+                toctree["caption"] = toctree["rawcaption"] = catalog.gettext(caption)
+
+
 def _relative_root(pagename: str) -> str:
     return "../" * pagename.count("/")
 
@@ -138,4 +166,5 @@ def setup(app: Sphinx) -> dict:
     # after sphinx-book-theme's own handler, which adds the header buttons
     app.connect("html-page-context", page_context, priority=900)
     app.add_post_transform(TranslatePrompts)
+    app.add_transform(TranslateTocCaptions)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

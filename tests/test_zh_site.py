@@ -107,6 +107,9 @@ def test_the_themes_labels_are_in_chinese(built_site: Path, zh_site: Path) -> No
     assert "搜索" in page and "Search this book" not in page
     assert "上一页" in page and "下一页" in page
     assert "Open issue" in english and "Open issue" not in page and "创建议题" in page
+    # the parts of the navigation (toctree captions, which the toc extension inserts late)
+    captions = [c.get_text() for c in soup(zh_site / "intro.html").select(".caption-text")]
+    assert captions[:3] == ["课程", "练习", "参考"], captions
     assert "反向传播：从史前史到微调" in page
 
 
