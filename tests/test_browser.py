@@ -85,7 +85,8 @@ def visit(browser, site_url: str) -> Iterator[Visit]:
         tab.close()
 
 
-@pytest.mark.parametrize("docname", toc_docnames())
+# Both editions: the English pages, and the Chinese edition's under zh_CN/ (test_zh_site.py).
+@pytest.mark.parametrize("docname", toc_docnames() + [f"zh_CN/{d}" for d in toc_docnames()])
 def test_page_loads_offline_with_math_typeset_and_images_shown(
     visit: Visit, site_url: str, docname: str
 ) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+import test_browser
 from bs4 import BeautifulSoup
 from conftest import toc_docnames
 from test_browser import ARTIFACTS, Visit
@@ -125,27 +125,9 @@ def test_the_chinese_search_index_splits_words_with_jieba(zh_site: Path) -> None
 
 # ------------------------------------------------------------- in a real browser
 
-@pytest.fixture
-def visit(browser, site_url: str) -> Iterator[Visit]:
-    tab = Visit(browser, site_url)
-    try:
-        yield tab
-    finally:
-        tab.close()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("docname", toc_docnames())
-def test_every_chinese_page_loads_offline_with_math_typeset_and_images_shown(
-        visit: Visit, site_url: str, docname: str) -> None:
-    visit.open(f"{site_url}/{ZH}/{docname}.html")
-    n_math, n_typeset, n_errors = visit.typeset_math()
-    broken = visit.broken_images()
-    assert not visit.remote, f"{docname} requested other hosts: {visit.remote}"
-    assert not visit.errors, f"{docname} logged errors:\n" + "\n".join(visit.errors)
-    assert n_typeset >= n_math, f"{docname}: {n_math} formulas but {n_typeset} typeset"
-    assert n_errors == 0, f"{docname}: MathJax could not parse {n_errors} formula(s)"
-    assert not broken, f"{docname}: images that did not load: {broken}"
+# The browser tests' tab (Chromium and the served site are conftest's). Every Chinese page
+# is loaded offline, its math typeset and images shown, by test_browser.py's page test.
+visit = test_browser.visit
 
 
 @pytest.mark.slow
