@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> None:
         kind = "sandboxed" if sandbox else "plain"
         rows.append(parallel_run(course("parallel", sandbox),
                                  f"{kind} bpgrade --jobs {jobs} (Dask LocalCluster)", jobs))
-        folder = Path(tmp) / "cluster"
+        folder = Path(tmp) / "cluster-processes"  # not "cluster": the course copy below
         folder.mkdir()
         rows.append(cluster_run(course("cluster", sandbox),
                                 f"{kind} bpgrade --scheduler, {jobs} dask workers", jobs,

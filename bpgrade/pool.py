@@ -26,6 +26,13 @@ How it works
   integrity check, repair: the same configuration) and returns the autograded
   folder's files and the scores per grade cell. Workers never see the course
   folder nor the gradebook.
+* **What a worker keeps between tasks**: the private course of an assignment
+  (keyed by a hash of the files the task carries, ``course_key``: the same files,
+  the same course), nbgrader's application loaded in it, and (:func:`nbgrader_reuse`)
+  one SQLAlchemy engine per private gradebook and the checked JSON schema of
+  nbgrader's cell metadata, which nbgrader would otherwise rebuild a dozen and some
+  thirty times per student. Each student's files are written into the private course
+  for the task and removed after it.
 * **The client alone writes.** For each returned result the client replaces
   ``autograded/<student>/<assignment>/`` with the returned files and saves the
   grades into the course's gradebook (SQLite or PostgreSQL) with nbgrader's own
@@ -356,9 +363,71 @@ def grade_task(task: dict) -> dict:
     student = task["student"]
     if os.environ.get(TEST_KILL_ENV) == student:  # tests only: a worker-killing submission
         os.kill(os.getpid(), signal.SIGKILL)
-    with _TASK_LOCK, _watchdog(task["timeout"], student, *_current_task()):
+    with _TASK_LOCK, _watchdog(task["timeout"], student, *_current_task()), \
+            nbgrader_reuse(_WORKER_ENGINES):
         course, app = _private_course(task)
         return _grade_in(course, app, task)
+
+
+_WORKER_ENGINES: dict = {}  # worker side: the SQLAlchemy engines of its private gradebooks
+_VALIDATORS: dict = {}  # (validator class, schema as JSON) -> checked validator
+
+
+@contextlib.contextmanager
+def nbgrader_reuse(engines: dict, keep: bool = True):
+    """Within the block, two costs nbgrader pays again and again are paid once per process.
+
+    * nbgrader's ``Gradebook`` creates a SQLAlchemy engine per instance (about 12 per
+      student on a worker, 4 on the client), so every query is compiled anew (the
+      compiled-statement cache belongs to the engine) and every engine's first
+      connection sets up its dialect: here ``nbgrader.api.create_engine`` returns one
+      engine per database URL, kept in ``engines`` (``Gradebook.close`` only disposes
+      of its connections; the engine and its cache live on).
+    * nbgrader checks each grade cell's metadata with ``jsonschema.validate``, which
+      checks the *schema* itself first, every time (about 28 times per student): here
+      the validator of a schema is built and checked once. The same errors are raised
+      (``best_match`` of the same validator's errors).
+
+    Nothing else changes: every gradebook, database and check is the same. Unless
+    ``keep``, the engines are disposed of and forgotten at the end of the block.
+    """
+    import jsonschema
+    import nbgrader.api as api
+
+    real_engine, real_validate = api.create_engine, jsonschema.validate
+
+    def create_engine(url, *args, **kwargs):
+        key = (str(url), args, tuple(sorted(kwargs.items())))
+        if key not in engines:
+            engines[key] = real_engine(url, *args, **kwargs)
+        return engines[key]
+
+    def validate(instance, schema, cls=None, *args, **kwargs):
+        if args or kwargs or not isinstance(schema, dict):
+            return real_validate(instance, schema, cls, *args, **kwargs)
+        try:
+            key = (cls, json.dumps(schema, sort_keys=True))
+        except (TypeError, ValueError):
+            return real_validate(instance, schema, cls)
+        validator = _VALIDATORS.get(key)
+        if validator is None:
+            kind = cls or jsonschema.validators.validator_for(schema)
+            kind.check_schema(schema)
+            validator = _VALIDATORS[key] = kind(schema)
+        error = jsonschema.exceptions.best_match(validator.iter_errors(instance))
+        if error is not None:
+            raise error
+        return None
+
+    api.create_engine, jsonschema.validate = create_engine, validate
+    try:
+        yield
+    finally:
+        api.create_engine, jsonschema.validate = real_engine, real_validate
+        if not keep:
+            for engine in engines.values():
+                engine.dispose()
+            engines.clear()
 
 
 def _current_task() -> tuple[object, str | None]:
@@ -850,7 +919,7 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
     from distributed.scheduler import KilledWorker
 
     course = course_files(root, assignment)
-    with dask_client(scheduler, summary.jobs) as client:
+    with dask_client(scheduler, summary.jobs) as client, nbgrader_reuse({}, keep=False):
         summary.jobs = _workers(client) or summary.jobs
         where = scheduler or "a LocalCluster on this machine"
         progress(f"{header}; {summary.jobs} Dask workers ({where}); gradebook {redacted(url)}")

@@ -326,3 +326,36 @@ def test_a_submission_over_the_time_limit_per_student_fails_and_the_rest_is_grad
     # Two tries (allowed-failures 1), each ended at LIMIT: not a wait for the sleeps to end.
     assert seconds < 2 * (LIMIT + 60), out
     cluster.wait_for_workers()
+
+
+def test_nbgrader_reuse_shares_engines_and_schema_checks_and_raises_the_same_errors(tmp_path):
+    """:func:`bpgrade.pool.nbgrader_reuse`, the workers' saving: the same errors as
+    ``jsonschema.validate`` (a bad schema too), one engine per gradebook URL, and
+    nbgrader's own functions back after the block."""
+    import jsonschema
+    import nbgrader.api as api
+
+    schema = {"type": "object", "properties": {"points": {"type": "number"}},
+              "required": ["points"]}
+
+    def error(instance):
+        try:
+            jsonschema.validate(instance, schema)
+        except jsonschema.ValidationError as exc:
+            return exc.message, list(exc.path), exc.validator
+        return None
+
+    cases = [{"points": 1}, {"points": "one"}, {}]
+    real = (jsonschema.validate, api.create_engine)
+    outside = [error(c) for c in cases]
+    engines: dict = {}
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    grading._new_gradebook(url)  # its tables: nbgrader then runs no alembic program
+    with grading.nbgrader_reuse(engines, keep=False):
+        inside = [error(c) for c in cases + cases]
+        with pytest.raises(jsonschema.SchemaError):
+            jsonschema.validate({}, {"type": 12})
+        with api.Gradebook(url) as one, api.Gradebook(url) as two:
+            assert one.engine is two.engine and len(engines) == 1
+    assert inside == outside + outside and outside[0] is None and outside[1] is not None
+    assert (jsonschema.validate, api.create_engine) == real and engines == {}
