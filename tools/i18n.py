@@ -336,8 +336,10 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
             if not message.id or _is_docstring_only(message):
                 continue
             # locations are relative to the .pot's folder: name the page's own source
-            where = ", ".join(f"{name}.md:{n}" if str(p).endswith(f"{name}.md")
-                              else f"{p}:{n}" for p, n in message.locations) or name
+            # (Sphinx gives table cells no line: "page.md (a table cell)")
+            where = ", ".join((f"{name}.md" if str(p).endswith(f"{name}.md") else str(p))
+                              + (f":{n}" if n else " (a table cell)")
+                              for p, n in message.locations) or name
             have = catalog.get(message.id)
             if have is None or not have.string:
                 out.append(f"{where}: untranslated: {message.id[:70]!r}")
