@@ -118,10 +118,16 @@ def write_catalog(catalog, path: Path) -> None:
     from babel.messages.pofile import write_po
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    for message in catalog:  # babel guesses "python-format" from "%" or braces: not here
+        message.flags -= {"python-format", "python-brace-format"}
     tmp = path.with_suffix(".tmp")
     with tmp.open("wb") as f:
         write_po(f, catalog, width=0, omit_header=False, include_previous=True,
                  ignore_obsolete=True, sort_output=False)
+    dates = re.compile(rb'^"(POT-Creation|PO-Revision)-Date: .*$', re.M)
+    if path.exists() and dates.sub(b"", path.read_bytes()) == dates.sub(b"", tmp.read_bytes()):
+        tmp.unlink()  # only the dates differ: the catalog stays as it is (no churn)
+        return
     tmp.replace(path)
 
 
@@ -140,8 +146,6 @@ def update() -> list[Path]:
         for message in list(template):
             if message.id and _is_docstring_only(message):
                 del template[message.id]
-            else:  # babel guesses "python-format" from braces: not a format string here
-                message.flags -= {"python-format", "python-brace-format"}
         po_path = CATALOGS / f"{docname}.po"
         if po_path.exists():
             catalog = read_catalog(po_path)
@@ -347,6 +351,11 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
             if have.fuzzy:
                 out.append(f"{where}: fuzzy (revise, then remove the fuzzy flag):"
                            f" {message.id[:60]!r}")
+            for end, side in (("\n", "ends"), ("\n", "starts")):
+                test = str.endswith if side == "ends" else str.startswith
+                if test(message.id, end) != test(have.string, end):
+                    out.append(f"{where}: the English {side} with a line break and the"
+                               " translation does not, or the other way round (msgfmt refuses it)")
             src, dst = tokens(message.id), tokens(have.string)
             for kind in src:
                 if src[kind] != dst[kind]:
