@@ -45,10 +45,13 @@ def _axe_source() -> str:
     return AXE.read_text(encoding="utf-8")
 
 
-def run_axe(tab: Visit, url: str) -> list[dict]:
-    """axe-core's violations on ``url`` once it has loaded and its math is typeset."""
+def run_axe(tab: Visit, url: str, loaded=None) -> list[dict]:
+    """axe-core's violations on ``url`` once it has loaded and its math is typeset;
+    ``loaded(tab, math)``, if given, checks the page first (``math``: typeset_math's)."""
     tab.open(url)
-    tab.typeset_math()
+    math = tab.typeset_math()
+    if loaded is not None:
+        loaded(tab, math)
     tab.page.add_script_tag(content=_axe_source())
     return tab.page.evaluate(
         """async () => {
@@ -70,13 +73,29 @@ def test_every_page_of_the_site_is_checked(built_site: Path) -> None:
     assert not missed, f"pages the axe check does not visit: {missed}"
 
 
+def _loads_offline(docname: str):
+    """The page as a reader gets it, offline: nothing from other hosts, no console or
+    page error, every formula typeset by MathJax, every image shown."""
+    def check(tab: Visit, math: tuple[int, int, int]) -> None:
+        n_math, n_typeset, n_errors = math
+        broken = tab.broken_images()
+        assert not tab.remote, f"{docname} requested other hosts: {tab.remote}"
+        assert not tab.errors, f"{docname} logged errors:\n" + "\n".join(tab.errors)
+        assert n_typeset >= n_math, f"{docname}: {n_math} formulas but {n_typeset} typeset"
+        assert n_errors == 0, f"{docname}: MathJax could not parse {n_errors} formula(s)"
+        assert not broken, f"{docname}: images that did not load: {broken}"
+    return check
+
+
+# One visit per page of both editions: it loads offline (math, images, no errors), then
+# axe-core checks it.
 @pytest.mark.parametrize("docname", site_docnames())
-def test_axe_finds_no_serious_or_critical_violation(
+def test_page_loads_offline_and_axe_finds_no_serious_or_critical_violation(
     visit: Visit, site_url: str, built_site: Path, docname: str
 ) -> None:
     if not (built_site / f"{docname}.html").is_file():
         pytest.fail(f"{docname}.html is not in the built site")
-    violations = run_axe(visit, f"{site_url}/{docname}.html")
+    violations = run_axe(visit, f"{site_url}/{docname}.html", _loads_offline(docname))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / f"{docname.replace('/', '__')}.json").write_text(
         json.dumps(violations, indent=1, ensure_ascii=False), encoding="utf-8")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import REPO_ROOT, toc_docnames
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -85,19 +85,8 @@ def visit(browser, site_url: str) -> Iterator[Visit]:
         tab.close()
 
 
-# Both editions: the English pages, and the Chinese edition's under zh_CN/ (test_zh_site.py).
-@pytest.mark.parametrize("docname", toc_docnames() + [f"zh_CN/{d}" for d in toc_docnames()])
-def test_page_loads_offline_with_math_typeset_and_images_shown(
-    visit: Visit, site_url: str, docname: str
-) -> None:
-    visit.open(f"{site_url}/{docname}.html")
-    n_math, n_typeset, n_errors = visit.typeset_math()
-    broken = visit.broken_images()
-    assert not visit.remote, f"{docname} requested other hosts: {visit.remote}"
-    assert not visit.errors, f"{docname} logged errors:\n" + "\n".join(visit.errors)
-    assert n_typeset >= n_math, f"{docname}: {n_math} formulas but {n_typeset} typeset by MathJax"
-    assert n_errors == 0, f"{docname}: MathJax could not parse {n_errors} formula(s)"
-    assert not broken, f"{docname}: images that did not load: {broken}"
+# Every page of both editions is loaded offline (math typeset, images shown, no console
+# error) by test_accessibility.py, in the same visit as its axe-core check.
 
 
 def test_gradients_chapter_renders_and_is_saved_as_a_screenshot(

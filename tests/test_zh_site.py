@@ -126,7 +126,7 @@ def test_the_chinese_search_index_splits_words_with_jieba(zh_site: Path) -> None
 # ------------------------------------------------------------- in a real browser
 
 # The browser tests' tab (Chromium and the served site are conftest's). Every Chinese page
-# is loaded offline, its math typeset and images shown, by test_browser.py's page test.
+# is loaded offline, its math typeset and images shown, by test_accessibility.py.
 visit = test_browser.visit
 
 
