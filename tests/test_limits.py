@@ -319,8 +319,10 @@ def test_budget_cases_get_a_grade_and_a_reason_and_the_machine_gets_its_memory_b
         time.sleep(0.1)
     assert leftover == [] and left_groups == set(), (leftover, left_groups)
     # 4 x 700 MiB of children, 64 MiB of /tmp per kernel: none of it may stay taken. The
-    # machine is shared with other tests, hence the tolerance and the few tries.
-    for _ in range(20):
+    # machine is shared with other tests, hence the tolerance; and it may give freed memory
+    # back slowly (measured on the course's build machine: about 16 MiB/s after this
+    # test, 10 s to fall under 400 MiB), hence up to a minute of tries.
+    for _ in range(120):
         lost_memory = _memory_not_given_back(available_before, resident_before)
         if lost_memory < 400 * MIB:
             break
