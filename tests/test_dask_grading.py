@@ -114,6 +114,17 @@ class Cluster:
         with self.client() as client:
             return client.run(os.getpid)
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, folder: Path):
+        """The cluster started in ``folder``, its two workers up; stopped at the end."""
+        cluster = cls(folder)
+        try:
+            cluster.wait_for_workers()
+            yield cluster
+        finally:
+            cluster.stop()
+
     def stop(self) -> None:
         for proc in reversed(self.procs):  # the processes started here, by their group
             with contextlib.suppress(ProcessLookupError):
@@ -125,12 +136,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running = Cluster(tmp_path_factory.mktemp("dask-cluster"))
-    try:
-        running.wait_for_workers()
+    with Cluster.running(tmp_path_factory.mktemp("dask-cluster")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 def _student_copies(root: Path, expected: dict) -> dict:

@@ -51,12 +51,8 @@ def server():
 @pytest.fixture(scope="session")
 def cluster(server, tmp_path_factory):
     """A ``dask scheduler`` and two ``dask worker`` processes, outside the course."""
-    running = Cluster(tmp_path_factory.mktemp("pg-dask-cluster"))
-    try:
-        running.wait_for_workers()
+    with Cluster.running(tmp_path_factory.mktemp("pg-dask-cluster")) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
