@@ -22,7 +22,6 @@ from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 ZH = "zh_CN"
-LANGUAGES = {"en": ("English", "en"), ZH: ("中文", "zh-CN")}
 
 # myst-nb's toggles: "Show code cell {type}" with type source/output/outputs/content.
 PROMPTS_ZH = {
@@ -41,13 +40,13 @@ def _glue_fallback(document, key):
     if "nb_renderer" in document:
         return utils._course_original_retrieve(document, key)
     env = getattr(document.settings, "env", None)
-    if env is None:
-        raise RetrievalError(f"No key {key!r} found in glue data for this document.")
-    path = Path(env.app.outdir).parent / "jupyter_execute" / f"{env.docname}.glue.json"
-    cache = env.app.__dict__.setdefault("_course_glue", {})
-    if path not in cache:
-        cache[path] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    data = cache[path]
+    data = {}
+    if env is not None:
+        path = Path(env.app.outdir).parent / "jupyter_execute" / f"{env.docname}.glue.json"
+        cache = env.app.__dict__.setdefault("_course_glue", {})
+        if path not in cache:
+            cache[path] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        data = cache[path]
     if key not in data:
         raise RetrievalError(f"No key {key!r} found in glue data for this document.")
     return VariableOutput(data=data[key]["data"], metadata=data[key].get("metadata", {}),
@@ -125,11 +124,11 @@ def _relative_root(pagename: str) -> str:
 def language_links(app: Sphinx, pagename: str) -> list[tuple[str, str, str, bool]]:
     """``(label, hreflang, href, current)`` for each edition of the page."""
     here = app.config.language or "en"
-    up = _relative_root(pagename)
+    up, same = _relative_root(pagename), f"{pagename.rsplit('/', 1)[-1]}.html"
     if here == ZH:
-        english, chinese = f"../{up}{pagename}.html", f"{pagename.rsplit('/', 1)[-1]}.html"
+        english, chinese = f"../{up}{pagename}.html", same
     else:
-        english, chinese = f"{pagename.rsplit('/', 1)[-1]}.html", f"{up}{ZH}/{pagename}.html"
+        english, chinese = same, f"{up}{ZH}/{pagename}.html"
     return [("English", "en", english, here != ZH), ("中文", "zh-CN", chinese, here == ZH)]
 
 

@@ -249,10 +249,15 @@ def test_a_submission_that_kills_its_worker_every_time_fails_with_the_reason(cle
     assert f"failed{1:>26}" in out and f"  {HOSTILE}: its grading killed" in out, out
 
 
+def progress_lines(out: str) -> list[str]:
+    """The grader's progress lines (``[done/total … per/min]``) in its output."""
+    return [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+
+
 def test_the_progress_lines_count_done_failed_left_and_the_rate(clean_run, serial):
     _, _, out = clean_run
     total = len(serial[1]) + 1
-    lines = [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+    lines = progress_lines(out)
     assert len(lines) == total, out
     assert lines[-1].startswith(f"[{total}/{total} failed 1 left 0"), lines[-1]
 
@@ -269,7 +274,7 @@ def test_a_worker_sigkilled_half_way_loses_nobody_and_grades_nobody_twice(
     out, _ = proc.communicate(timeout=WAIT)
     assert len(finished) < len(serial[1]), "the kill did not land half-way"
     assert proc.returncode == 0, out
-    lines = [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+    lines = progress_lines(out)
     graded = [ln.split()[ln.split().index("graded") + 1] for ln in lines if " graded " in ln]
     assert sorted(graded) == sorted(serial[1]), "a student graded twice, or not at all"
     assert_same_as_serial(root, serial)
@@ -322,7 +327,7 @@ def test_a_submission_over_the_time_limit_per_student_fails_and_the_rest_is_grad
     out, _ = proc.communicate(timeout=WAIT)  # a hung run fails here
     seconds = time.monotonic() - start
     assert proc.returncode == 1, out
-    lines = [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
+    lines = progress_lines(out)
     (line,) = [ln for ln in lines if f" {SLOW} " in ln]
     assert " failed " in line and f"took longer than the {LIMIT} s limit per student" in line, out
     graded = [ln.split()[ln.split().index("graded") + 1] for ln in lines if " graded " in ln]

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.i18n import glossary_table, plural_forms
+
 ROOT = Path(__file__).resolve().parent.parent
 GLOSSARY = ROOT / "chapters" / "glossary.md"
 PAGES = sorted(p for p in [ROOT / "intro.md", *(ROOT / "chapters").glob("*.md")]
@@ -25,14 +27,8 @@ PAIR = re.compile(r"([A-Za-z][A-Za-z\-’']*(?:[ \-][A-Za-z][A-Za-z\-’']*){0,5
 
 def glossary() -> dict[str, set[str]]:
     """``{english term: {chinese variants}}`` from the glossary's table."""
-    rows = {}
-    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or cells[0] in ("English", "") or set(cells[0]) <= {"-"}:
-            continue
-        english = re.sub(r"\s*\(.*?\)", "", cells[0]).lower()
-        rows[english] = {v.strip() for v in cells[1].split("/") if v.strip()}
-    return rows
+    return {re.sub(r"\s*\(.*?\)", "", english).lower(): chinese
+            for english, chinese in glossary_table(GLOSSARY)}
 
 
 def pairs(text: str) -> list[tuple[int, str, str]]:
@@ -58,10 +54,8 @@ def pairs(text: str) -> list[tuple[int, str, str]]:
 
 
 def _ends_with(words: str, term: str) -> bool:
-    for form in (term, term + "s", term + "es", term[:-1] + "ies" if term.endswith("y") else ""):
-        if form and re.search(rf"(^|[\s\-]){re.escape(form)}$", words):
-            return True
-    return False
+    return any(re.search(rf"(^|[\s\-]){re.escape(form)}$", words)
+               for form in plural_forms(term))
 
 
 def problems(pages: list[Path], rows: dict[str, set[str]]) -> list[str]:

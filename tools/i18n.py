@@ -229,47 +229,55 @@ def spacing_problems(msgstr: str) -> list[str]:
     text = prose(msgstr).replace("**", "").replace("*", "")
     text = re.sub(r"\[([^\]]*)\]", r"\1", text)  # link text counts as running text
     latin = r"[A-Za-z0-9\x00]"
+    rules = [
+        (rf"[{CJK}]{latin}|{latin}[{CJK}]", "no space between Chinese and Latin text"),
+        (rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]|[,;:!?]\s*[{CJK}]",
+         "ASCII punctuation (or a space before punctuation) in a Chinese sentence"),
+        (rf"\([{CJK}]|[{CJK}]\)", "ASCII parenthesis around Chinese text (use （ ）)"),
+        (rf"[{FULLWIDTH}] +(?=\S)|(?<=\S) +[，。；：！？、）」》”]",
+         "a space next to full-width punctuation"),
+    ]
     out = []
-    for m in re.finditer(rf"[{CJK}]{latin}|{latin}[{CJK}]", text):
-        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
-        out.append(f"no space between Chinese and Latin text: “{seg}”")
-    for m in re.finditer(rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]|[,;:!?]\s*[{CJK}]",
-                         text):
-        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
-        out.append("ASCII punctuation (or a space before punctuation) in a Chinese"
-                   f" sentence: “{seg}”")
-    for m in re.finditer(rf"\([{CJK}]|[{CJK}]\)", text):
-        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
-        out.append(f"ASCII parenthesis around Chinese text (use （ ）): “{seg}”")
-    for m in re.finditer(rf"[{FULLWIDTH}] +(?=\S)|(?<=\S) +[，。；：！？、）」》”]", text):
-        seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
-        out.append(f"a space next to full-width punctuation: “{seg}”")
+    for pattern, what in rules:
+        for m in re.finditer(pattern, text):
+            seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
+            out.append(f"{what}: “{seg}”")
     return out
+
+
+def glossary_table(path: Path = GLOSSARY) -> list[tuple[str, set[str]]]:
+    """``(English cell, {Chinese variants})`` of each row of the glossary's table (the
+    variants are the Chinese cell's ``A / B``). The authority for terms: the Chinese
+    edition's check and tests/test_glossary.py both read it through here."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or cells[0] in ("English", "") or set(cells[0]) <= {"-"}:
+            continue
+        rows.append((cells[0], {v.strip() for v in cells[1].split("/") if v.strip()}))
+    return rows
 
 
 def glossary() -> dict[str, set[str]]:
     """``{english term: {Chinese variants}}`` from the glossary's table; a row
     ``backpropagation (BP)`` gives ``backpropagation`` and ``BP``."""
     rows: dict[str, set[str]] = {}
-    for line in GLOSSARY.read_text(encoding="utf-8").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) < 3 or cells[0] in ("English", "") or set(cells[0]) <= {"-"}:
-            continue
-        chinese = {v.strip() for v in cells[1].split("/") if v.strip()}
+    for cell, chinese in glossary_table():
         # "Sigmoid 函数（S 型函数）": the parenthesised form is a variant too
         for v in list(chinese):
             m = re.match(r"^(.*?)（(.*)）$", v)
             if m:
                 chinese |= {m.group(1).strip(), m.group(2).strip()}
-        english = re.sub(r"\s*\(.*?\)", "", cells[0])
+        english = re.sub(r"\s*\(.*?\)", "", cell)
         rows[english] = chinese
-        abbr = re.search(r"\(([A-Z]{2,5})\)", cells[0])
+        abbr = re.search(r"\(([A-Z]{2,5})\)", cell)
         if abbr:
             rows[abbr.group(1)] = chinese
     return rows
 
 
-def _forms(term: str) -> list[str]:
+def plural_forms(term: str) -> list[str]:
+    """The term, lower-cased, and its English plurals (-s, -es, -y → -ies)."""
     low = term.lower()
     forms = [low, low + "s", low + "es"]
     if low.endswith("y"):
@@ -296,7 +304,7 @@ def glossary_problems(msgid: str, msgstr: str, rows: dict[str, set[str]],
     target = msgstr.lower()
     out = []
     for term in sorted(rows, key=len, reverse=True):
-        for form in sorted(_forms(term), key=len, reverse=True):
+        for form in sorted(plural_forms(term), key=len, reverse=True):
             pat = re.compile(rf"(?<![\w-]){re.escape(form)}(?![\w-])")
             if not pat.search(source):
                 continue
@@ -351,9 +359,8 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
             if have.fuzzy:
                 out.append(f"{where}: fuzzy (revise, then remove the fuzzy flag):"
                            f" {message.id[:60]!r}")
-            for end, side in (("\n", "ends"), ("\n", "starts")):
-                test = str.endswith if side == "ends" else str.startswith
-                if test(message.id, end) != test(have.string, end):
+            for side, test in (("ends", str.endswith), ("starts", str.startswith)):
+                if test(message.id, "\n") != test(have.string, "\n"):
                     out.append(f"{where}: the English {side} with a line break and the"
                                " translation does not, or the other way round (msgfmt refuses it)")
             src, dst = tokens(message.id), tokens(have.string)
