@@ -25,7 +25,23 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ExecutePreprocessor.timeout = 15
 c.Execute.timeout = 15
 
-c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+from bpgrade import language  # noqa: E402
+
+c.ClearSolutions.code_stub = {"python": language.STUBS[language.ENGLISH]}
+
+# --- Exercises in Chinese: sibling assignments ex04_backward_zh, ... -------------
+# Built by `make exercises` from the same sources (locales/zh_CN), with the English test
+# cells byte for byte. Their releases get the Chinese stub: ClearSolutionsInLanguage takes
+# the place of nbgrader's ClearSolutions in its own list; the grader runs a
+# *_zh notebook with its checks' messages in Chinese (bpgrade/language.py).
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+from nbgrader.preprocessors import ClearSolutions  # noqa: E402
+
+from bpgrade.nbgrader_plugins import ClearSolutionsInLanguage  # noqa: E402
+
+c.GenerateAssignment.preprocessors = [
+    ClearSolutionsInLanguage if p is ClearSolutions else p
+    for p in GenerateAssignment.class_traits()["preprocessors"].default()]
 
 # --- Feedback: each failure's message, never the hidden tests' source --------
 # nbgrader writes the hidden tests back into autograded notebooks and its default

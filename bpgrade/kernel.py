@@ -66,7 +66,8 @@ BUDGET_WARNING = ("WARNING: NO BUDGET for the whole sandbox ({}): only per-proce
 KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None; "
                "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()")
 _PASS_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-             "MKL_NUM_THREADS", "KERAS_BACKEND", "MPLBACKEND", "PYTHONHASHSEED", "JAX_PLATFORMS")
+             "MKL_NUM_THREADS", "KERAS_BACKEND", "MPLBACKEND", "PYTHONHASHSEED", "JAX_PLATFORMS",
+             "BPGRADE_LANG")  # the language of the checks' messages (bpgrade/language.py)
 
 
 # ---------------------------------------------------------------------------- limits

@@ -45,9 +45,10 @@ from nbconvert.exporters.exporter import ResourcesDict
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Bool, Enum, Integer, Unicode
 
+from . import language
 from .integrity import forbidden_names, refuse_cells
 from .kernel import (
     BUDGET_WARNING,
@@ -68,8 +69,8 @@ from .kernel import (
     read_budget_file,
 )
 
-__all__ = ["CheckIntegrity", "HideHiddenTests", "RepairNotebook", "SandboxedExecute",
-           "strip_hidden_region"]
+__all__ = ["CheckIntegrity", "ClearSolutionsInLanguage", "HideHiddenTests", "RepairNotebook",
+           "SandboxedExecute", "strip_hidden_region"]
 
 HIDDEN_NOTE = "# (hidden tests: not shown in the feedback; their result is below)"
 
@@ -269,6 +270,11 @@ class SandboxedExecute(Execute):
         super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
+        # the language of the checks' messages: the assignment's (ex04_backward_zh is
+        # Chinese), never the grading machine's own BPGRADE_LANG
+        assignment = ((resources or {}).get("nbgrader") or {}).get("assignment")
+        self._language = (language.of_assignment(assignment) if assignment
+                          else language.of_notebook(nb))
         limits = Limits(self.memory_limit, self.cpu_limit, self.file_size_limit,
                         self.memory_budget, self.max_tasks, self.tmp_size)
         self._limits, self._dead, self._out_bytes = limits, None, {}
@@ -330,6 +336,7 @@ class SandboxedExecute(Execute):
             env[ENV_REQUIRE_BUDGET] = "1"
         if self.course_root:
             env[ENV_ROOT] = self.course_root
+        env[language.ENV] = getattr(self, "_language", language.ENGLISH)
         await super().async_start_new_kernel(env=env, **kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)
@@ -446,6 +453,27 @@ class SandboxedExecute(Execute):
                      f"{self.max_output_bytes // 1024} KiB; the cell was interrupted]\n"))
             asyncio.ensure_future(ensure_async(self.km.interrupt_kernel()))
         return None
+
+class ClearSolutionsInLanguage(ClearSolutions):
+    """nbgrader's ``ClearSolutions`` with the stub in the assignment's language.
+
+    ``generate_assignment`` of ``ex04_backward_zh`` puts the Chinese stub
+    (:data:`bpgrade.language.STUBS`) in the answer cells; every other assignment gets
+    ``ClearSolutions.code_stub`` as configured. It takes ``ClearSolutions``' place in
+    ``GenerateAssignment.preprocessors`` (``nbgrader_config.py``).
+    """
+
+    def preprocess(self, nb, resources):
+        assignment = ((resources or {}).get("nbgrader") or {}).get("assignment") or ""
+        lang = language.of_assignment(assignment)
+        english = self.code_stub
+        if lang != language.ENGLISH:
+            self.code_stub = {**english, "python": language.STUBS[lang]}
+        try:
+            return super().preprocess(nb, resources)
+        finally:
+            self.code_stub = english
+
 
 class CheckIntegrity(NbGraderPreprocessor):
     """Refuse student cells that tamper with modules or use bplib's reference.

@@ -41,11 +41,17 @@ NEW = "ex99_double"
 
 
 def _copy_course(dest: Path, names: list[str], releases: bool = True) -> Path:
-    """The configuration, the named exercises (sources and built notebooks) and their
-    releases, as in the repository."""
+    """The configuration, the named exercises (sources and built notebooks) with their
+    translations (catalogs and siblings) and their releases, as in the repository."""
     for name in CONFIG_FILES:
         shutil.copy(ROOT / name, dest / name)
     for name in names:
+        for lang in B.language.SUFFIXES:
+            if B.catalog_path(name, lang).is_file():
+                target = B.catalog_path(name, lang, dest)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(B.catalog_path(name, lang), target)
+    for name in B.with_translations(names):
         shutil.copytree(ROOT / "solutions" / name, dest / "solutions" / name)
         if releases:
             shutil.copytree(ROOT / "exercises" / name, dest / "exercises" / name)
@@ -109,8 +115,12 @@ def test_an_edited_md_is_reported_with_its_file_and_cell(tmp_path):
     _edit_a_test_line(root)
     assert B.solution_problems(root) == [
         "solutions/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source "
-        "from what ex03_error.md builds"]
-    assert B.build_solutions(root) == [B.notebook_path("ex03_error", root)]
+        "from what ex03_error.md builds",
+        # the Chinese sibling has the same test cell, one cell later (its language cell)
+        "solutions/ex03_error_zh/ex03_error_zh.ipynb: cell 7 (test_mse_loss) differs in its "
+        "source from what ex03_error.md builds"]
+    assert B.build_solutions(root) == [B.notebook_path("ex03_error", root),
+                                       B.notebook_path("ex03_error_zh", root)]
     assert B.solution_problems(root) == []
 
 
@@ -138,7 +148,11 @@ def test_check_names_the_file_and_cell_of_an_edited_md(tmp_path):
     assert B.check(root) == [
         "solutions/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source "
         "from what ex03_error.md builds",
-        "exercises/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source"]
+        "solutions/ex03_error_zh/ex03_error_zh.ipynb: cell 7 (test_mse_loss) differs in its "
+        "source from what ex03_error.md builds",
+        "exercises/ex03_error/ex03_error.ipynb: cell 6 (test_mse_loss) differs in its source",
+        "exercises/ex03_error_zh/ex03_error_zh.ipynb: cell 7 (test_mse_loss) differs in its "
+        "source"]
     assert not list((root / "exercises").rglob("*.md"))
 
 

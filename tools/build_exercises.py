@@ -7,10 +7,14 @@ what an instructor edits. From it this tool builds
 1. ``solutions/<a>/<a>.ipynb``, nbgrader's source notebook (jupytext), the same bytes
    every time: cell ids ``<a>-00``, ``<a>-01`` ..., no outputs, the ``.md``'s kernelspec
    and ``language_info`` ``{"name": "python"}``;
-2. ``exercises/<a>/``, the student release, with the real ``nbgrader
-   generate_assignment`` in a throw-away course (:func:`bpgrade.course.make_course`),
-   so the repository never gets a gradebook. The ``.md`` (which holds the solutions
-   and the hidden tests) is never copied into a release.
+   and of each translation, the sibling assignment ``solutions/<a>_zh/<a>_zh.ipynb``:
+   the same notebook through the catalog ``locales/zh_CN/LC_MESSAGES/solutions/<a>/<a>.po``
+   (:func:`tools.i18n.translate_notebook`: the text translated, the test cells and the
+   code the English ones, one ``language`` cell added), with the files beside the ``.md``;
+2. ``exercises/<a>/`` (and ``exercises/<a>_zh/``), the student releases, with the real
+   ``nbgrader generate_assignment`` in a throw-away course
+   (:func:`bpgrade.course.make_course`), so the repository never gets a gradebook. The
+   ``.md`` (which holds the solutions and the hidden tests) is never copied into a release.
 
 Run from the repository root (``make exercises`` does the first line)::
 
@@ -36,7 +40,9 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from bpgrade import language
 from bpgrade.course import make_course, run_nbgrader
+from tools import i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_FORMAT = "md:myst"
@@ -50,8 +56,28 @@ CELL_FIELDS = ("cell_type", "source", "metadata", "id", "outputs", "execution_co
 
 
 def assignments(root: Path = ROOT) -> list[str]:
-    """The exercise folders of ``root/solutions`` (ex01_perceptron, ...), sorted."""
-    return sorted(p.name for p in (root / "solutions").glob("ex[0-9][0-9]_*") if p.is_dir())
+    """The exercise folders of ``root/solutions`` (ex01_perceptron, ...), sorted; not the
+    translations' siblings (``ex04_backward_zh``), which are built from them."""
+    return sorted(p.name for p in (root / "solutions").glob("ex[0-9][0-9]_*")
+                  if p.is_dir() and language.of_assignment(p.name) == language.ENGLISH)
+
+
+def catalog_path(name: str, lang: str, root: Path = ROOT) -> Path:
+    """The catalog that translates the exercise ``name`` into ``lang``:
+    ``locales/zh_CN/LC_MESSAGES/solutions/<name>/<name>.po``."""
+    return root / "locales" / lang / "LC_MESSAGES" / "solutions" / name / f"{name}.po"
+
+
+def translations(name: str, root: Path = ROOT) -> list[str]:
+    """The sibling assignments of the exercise ``name``, one per language that has a
+    catalog of it (``python -m tools.i18n gettext`` makes it): ``["ex04_backward_zh"]``."""
+    return [language.sibling(name, lang) for lang in language.SUFFIXES
+            if catalog_path(name, lang, root).is_file()]
+
+
+def with_translations(names: list[str], root: Path = ROOT) -> list[str]:
+    """``names`` and their siblings, each English name followed by its translations."""
+    return [n for name in names for n in (name, *translations(name, root))]
 
 
 def source_path(name: str, root: Path = ROOT) -> Path:
@@ -90,18 +116,61 @@ def notebook_text(nb: nbformat.NotebookNode) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+def build_translation(name: str, sibling: str, root: Path = ROOT) -> nbformat.NotebookNode:
+    """The source notebook of ``sibling`` (``ex04_backward_zh``): the notebook of ``name``
+    through its catalog (:func:`tools.i18n.translate_notebook`; a message not yet
+    translated stays English), cell ids ``<sibling>-NN``. Raises :class:`ValueError` if
+    the translation changed anything but text (:func:`tools.i18n.code_problems`)."""
+    source = source_path(name, root)
+    english = build_notebook(source)
+    docname = source.relative_to(root).with_suffix("").as_posix()
+    lang = language.of_assignment(sibling)
+    nb = i18n.translate_notebook(english, docname, lang,
+                                 catalog_dir=root / "locales" / lang / "LC_MESSAGES")
+    problems = i18n.code_problems(english, nb)
+    if problems:
+        raise ValueError(f"{docname}.po changes more than text: " + "; ".join(problems))
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"{sibling}-{i:02d}"
+    nbformat.validate(nb)
+    return nb
+
+
+def extra_files(name: str, root: Path = ROOT) -> list[Path]:
+    """The files an exercise ships beside its notebook (``digits04_base.keras``): every
+    file of ``solutions/<name>/`` but its ``.md`` and ``.ipynb``."""
+    folder = root / "solutions" / name
+    return sorted(p for p in folder.iterdir() if p.is_file()
+                  and p.name not in (f"{name}.md", f"{name}.ipynb") and p.suffix != ".pyc")
+
+
+def built(name: str, root: Path = ROOT) -> dict[Path, bytes]:
+    """What ``solutions/`` holds for the exercise ``name`` once built, ``{path: bytes}``:
+    its source notebook, and each translation's notebook and copies of the extra files."""
+    out = {notebook_path(name, root): notebook_text(build_notebook(source_path(name, root)))
+           .encode()}
+    for sibling in translations(name, root):
+        out[notebook_path(sibling, root)] = notebook_text(
+            build_translation(name, sibling, root)).encode()
+        for extra in extra_files(name, root):
+            out[root / "solutions" / sibling / extra.name] = extra.read_bytes()
+    return out
+
+
 def build_solutions(root: Path = ROOT, names: list[str] | None = None) -> list[Path]:
-    """Write ``solutions/<a>/<a>.ipynb`` from ``<a>.md``; return the files that changed."""
+    """Write ``solutions/<a>/<a>.ipynb`` from ``<a>.md``, and each translation's sibling
+    folder (:func:`built`); return the files that changed."""
     written = []
     for name in names or assignments(root):
-        source, target = source_path(name, root), notebook_path(name, root)
+        source = source_path(name, root)
         if not source.is_file():
             raise FileNotFoundError(f"{source.relative_to(root)}: no such file (each "
                                     "exercise is written as solutions/<a>/<a>.md)")
-        text = notebook_text(build_notebook(source))
-        if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            target.write_text(text, encoding="utf-8", newline="\n")
-            written.append(target)
+        for target, data in built(name, root).items():
+            if not target.is_file() or target.read_bytes() != data:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                written.append(target)
     return written
 
 
@@ -126,7 +195,8 @@ def _first_difference(built: dict, committed: dict) -> str:
 
 
 def solution_problems(root: Path = ROOT, names: list[str] | None = None) -> list[str]:
-    """One line per source notebook that is not what its ``.md`` builds (empty if none)."""
+    """One line per file of ``solutions/`` that is not what its ``.md`` (and, for a
+    translation's sibling, its catalog) builds (empty if none)."""
     problems = []
     for name in names or assignments(root):
         source, target = source_path(name, root), notebook_path(name, root)
@@ -135,20 +205,24 @@ def solution_problems(root: Path = ROOT, names: list[str] | None = None) -> list
             problems.append(f"{rel}: no {source.name} beside it to build it from")
             continue
         try:
-            text = notebook_text(build_notebook(source))
+            files = built(name, root)
         except Exception as exc:  # a broken .md is a problem to report, not a crash
             problems.append(f"{source.relative_to(root).as_posix()}: cannot be built: "
                             f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             continue
-        if not target.is_file():
-            problems.append(f"{rel}: missing, {source.name} builds it")
-        elif target.read_text(encoding="utf-8") != text:
-            try:
-                committed = json.loads(target.read_text(encoding="utf-8"))
-            except ValueError:
-                committed = {}
-            problems.append(f"{rel}: {_first_difference(json.loads(text), committed)} "
-                            f"from what {source.name} builds")
+        for path, data in files.items():
+            rel = path.relative_to(root).as_posix()
+            if not path.is_file():
+                problems.append(f"{rel}: missing, {source.name} builds it")
+            elif path.read_bytes() != data and path.suffix != ".ipynb":
+                problems.append(f"{rel}: differs from the file beside {source.name}")
+            elif path.read_bytes() != data:
+                try:
+                    committed = json.loads(path.read_text(encoding="utf-8"))
+                except ValueError:
+                    committed = {}
+                problems.append(f"{rel}: {_first_difference(json.loads(data), committed)} "
+                                f"from what {source.name} builds")
     return problems
 
 
@@ -157,13 +231,15 @@ def solution_problems(root: Path = ROOT, names: list[str] | None = None) -> list
 
 def make_course_copy(dest: Path, root: Path = ROOT, names: list[str] | None = None) -> Path:
     """A throw-away course in ``dest``: the configuration of ``root`` and the exercises
-    ``names`` (default: all), their source notebooks built afresh from their ``.md``."""
+    ``names`` (default: all) with their translations' siblings, every source notebook
+    built afresh from its ``.md`` (and catalog)."""
     names = names or assignments(root)
     make_course(dest, names, root)
     for name in names:
-        target = notebook_path(name, dest)
-        target.write_text(notebook_text(build_notebook(source_path(name, root))),
-                          encoding="utf-8", newline="\n")
+        for path, data in built(name, root).items():
+            target = dest / path.relative_to(root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
     return dest
 
 
@@ -186,15 +262,16 @@ def generate_in(course: Path) -> Path:
 
 def generate(root: Path = ROOT, names: list[str] | None = None,
              out: Path | None = None) -> list[Path]:
-    """Generate the releases of ``names`` (default: all) from their ``.md`` and copy them
-    into ``out`` (default ``root/exercises``), replacing what was there; return the files."""
+    """Generate the releases of ``names`` (default: all) and of their translations from
+    their ``.md`` and copy them into ``out`` (default ``root/exercises``), replacing what
+    was there; return the files."""
     all_names = assignments(root)
     names = names or all_names
     out = root / "exercises" if out is None else out
     written: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="bp-course-") as tmp:
         release = generate_in(make_course_copy(Path(tmp), root, names))
-        for name in names:
+        for name in with_translations(names, root):
             target = out / name
             if target.exists():
                 shutil.rmtree(target)
@@ -202,7 +279,7 @@ def generate(root: Path = ROOT, names: list[str] | None = None,
             written += sorted(p for p in target.rglob("*") if p.is_file())
     if names == all_names:  # a release whose exercise is gone goes too
         for stale in out.glob("ex[0-9][0-9]_*"):
-            if stale.is_dir() and stale.name not in all_names:
+            if stale.is_dir() and stale.name not in with_translations(all_names, root):
                 shutil.rmtree(stale)
     return written
 
@@ -253,7 +330,8 @@ def check(root: Path = ROOT) -> list[str]:
     """Everything committed that is stale, one line each: source notebooks that are not
     what their ``.md`` builds, release files that are not what nbgrader generates."""
     problems = solution_problems(root)
-    broken = {p.split("/")[1] for p in problems if "cannot be built" in p}
+    broken = set(with_translations([p.split("/")[1] for p in problems
+                                     if "cannot be built" in p], root))
     names = [n for n in assignments(root) if source_path(n, root).is_file() and n not in broken]
     if names:
         with tempfile.TemporaryDirectory(prefix="bp-release-") as tmp:

@@ -28,6 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bpgrade import language
 from bpgrade.course import Course
 from bpgrade.course import make_course as _make_course
 from tools import samples as corpus
@@ -48,7 +49,7 @@ def sampled_assignments(root: Path = ROOT) -> list[str]:
     The others can still be named on the command line (they get the correct, blank and
     never-ending students only).
     """
-    return [a for a in assignments(root) if (corpus.HERE / a).is_dir()]
+    return [a for a in assignments(root) if (corpus.HERE / language.base_assignment(a)).is_dir()]
 
 
 def make_course(dest: Path, names: list[str], source_root: Path = ROOT) -> Course:

@@ -1,12 +1,15 @@
 """The Chinese edition (中文版): gettext catalogs and the zh_CN build, from the book's sources.
 
     python -m tools.i18n gettext        # extract the English messages, update locales/zh_CN
+    python -m tools.i18n gettext --exercises   # only the exercises' catalogs (no Sphinx)
     python -m tools.i18n html           # build the Chinese edition into _build/html/zh_CN
     python -m tools.i18n check [PAGE]   # every rule a catalog must pass (see problems())
     python -m tools.i18n todo PAGE      # the messages of a page still to translate, as JSON
     python -m tools.i18n fill PAGE F    # merge {msgid: msgstr} from the JSON file F
 
-PAGE is a docname: ``intro``, ``chapters/04_gradients``. The catalogs are
+PAGE is a docname: ``intro``, ``chapters/04_gradients``, or an exercise's source,
+``solutions/ex04_backward/ex04_backward`` (its notebook is translated by the same rules:
+see the section "the exercises" below). The catalogs are
 ``locales/zh_CN/LC_MESSAGES/<docname>.po``, one per page, unwrapped (one line per
 message). The English sources stay the only sources: code cells, their outputs and the
 glued numbers come from the same executed notebooks in both editions.
@@ -17,10 +20,17 @@ code they document, they stay in English in both editions.
 from __future__ import annotations
 
 import argparse
+import ast
+import datetime
+import io
 import json
+import os
 import re
 import shutil
 import sys
+import tokenize
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,8 +141,9 @@ def write_catalog(catalog, path: Path) -> None:
     tmp.replace(path)
 
 
-def update() -> list[Path]:
-    """Bring every catalog up to date with the freshly extracted .pot files.
+def update(pot_dir: Path = POT) -> list[Path]:
+    """Bring every catalog up to date with the freshly extracted .pot files (of the
+    pages, or of the exercises: ``pot_dir``).
 
     Messages kept from before stay translated; a changed English message whose old
     translation is close becomes *fuzzy* (to revise), a new one untranslated; messages
@@ -140,8 +151,8 @@ def update() -> list[Path]:
     from babel.messages.catalog import Catalog
 
     written = []
-    for pot_path in sorted(POT.rglob("*.pot")):
-        docname = pot_path.relative_to(POT).with_suffix("").as_posix()
+    for pot_path in sorted(pot_dir.rglob("*.pot")):
+        docname = pot_path.relative_to(pot_dir).with_suffix("").as_posix()
         template = read_catalog(pot_path)
         for message in list(template):
             if message.id and _is_docstring_only(message):
@@ -405,10 +416,507 @@ def fill(docname: str, translations: dict[str, str]) -> int:
     return done
 
 
+# ------------------------------------------------------------ the exercises ----------
+#
+# The exercise notebooks, solutions/exNN_name/exNN_name.md, are translated through the same
+# workflow, catalogs and rules as the pages: one catalog per exercise,
+# locales/zh_CN/LC_MESSAGES/solutions/exNN_name/exNN_name.po. Its messages are what a
+# student reads: the markdown (each paragraph, heading, list item and table cell), and of
+# every code cell but the test cells, the comments, the docstrings and the text of the
+# messages a cell prints or raises (print(...), raise X(...), assert ..., "..."). Test cells,
+# the code, grade ids and points are not translated: the Chinese notebook's test cells are
+# the English ones byte for byte, and its code is the English code (code_problems checks
+# both). The regions a student never sees (solutions, hidden tests) are left out.
+
+EXERCISE_POT = BUILD / "gettext-exercises"
+NBGRADER_MARKER = re.compile(r"#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\b")
+PRAGMA = re.compile(r"#\s*(noqa|type:|ruff:|pragma|fmt:|-\*-)")
+MD_FENCE = re.compile(r"^[ \t]*(```|~~~)")
+MD_HEADING = re.compile(r"^(#{1,6}[ \t]+)(.*?)([ \t]*)$")
+MD_ITEM = re.compile(r"^([ \t]*(?:[-*+]|\d+[.)])[ \t]+)(.*)$")
+TABLE_RULE = re.compile(r"^\s*:?-+:?\s*$")
+
+
+@dataclass
+class Unit:
+    """One message of an exercise: the English ``msgid`` and how a translation replaces
+    ``original`` (the exact source text it stands for) in its cell."""
+
+    msgid: str
+    original: str
+    line: int  # 0-based, within the cell's source
+    kind: str  # markdown, comment, docstring, string, f-string
+    render: Callable[[str], str]
+
+
+def _has_prose(text: str) -> bool:
+    """Whether there is something to translate: a word outside math, code and roles."""
+    return re.search(r"[A-Za-z]{2,}", prose(text).replace("\x00", " ")) is not None
+
+
+def _unit(pieces: list, text: str, line: int, kind: str = "markdown",
+          render: Callable[[str], str] | None = None, msgid: str | None = None) -> None:
+    msgid = " ".join(part.strip() for part in text.split("\n")) if msgid is None else msgid
+    if msgid.strip() and _has_prose(msgid):
+        pieces.append(Unit(msgid, text, line, kind, render or (lambda s: s)))
+    else:
+        pieces.append(text)
+
+
+def _table_row(pieces: list, row: str, line: int) -> None:
+    cells = re.split(r"(?<!\\)(\|)", row)
+    if all(TABLE_RULE.match(c) or c in ("|", "") or not c.strip() for c in cells):
+        pieces.append(row)
+        return
+    for cell in cells:
+        m = re.match(r"^(\s*)(.*?)(\s*)$", cell, re.S)
+        if cell == "|" or not m.group(2):
+            pieces.append(cell)
+            continue
+        pieces.append(m.group(1))
+        _unit(pieces, m.group(2), line)
+        pieces.append(m.group(3))
+
+
+def markdown_units(source: str) -> list:
+    """A markdown cell as pieces: literal text (``str``) and :class:`Unit` messages (a
+    heading, a paragraph, a list item, a table cell); math blocks and fenced blocks are
+    literal. ``"".join`` of the pieces' text is the source."""
+    lines = source.split("\n")
+    pieces: list = []
+
+    def starts_block(line: str) -> bool:
+        s = line.lstrip()
+        return (not s or bool(MD_FENCE.match(line)) or s.startswith(("$$", "|"))
+                or bool(MD_HEADING.match(line)) or bool(MD_ITEM.match(line)))
+
+    i = 0
+    while i < len(lines):
+        line, sep = lines[i], "\n" if i < len(lines) - 1 else ""
+        stripped = line.strip()
+        if not stripped:
+            j = i + 1
+        elif MD_FENCE.match(line):
+            fence, j = MD_FENCE.match(line).group(1), i + 1
+            while j < len(lines) and not lines[j].lstrip().startswith(fence):
+                j += 1
+            j += 1
+        elif stripped.startswith("$$"):
+            j = i + 1
+            if not (len(stripped) > 2 and stripped.endswith("$$")):
+                while j < len(lines) and not lines[j].rstrip().endswith("$$"):
+                    j += 1
+                j += 1
+        elif stripped.startswith("|"):
+            j = i
+            while j < len(lines) and lines[j].lstrip().startswith("|"):
+                _table_row(pieces, lines[j], j)
+                if j < len(lines) - 1:
+                    pieces.append("\n")
+                j += 1
+            i = j
+            continue
+        elif MD_HEADING.match(line):
+            m = MD_HEADING.match(line)
+            pieces.append(m.group(1))
+            _unit(pieces, m.group(2), i)
+            pieces.append(m.group(3) + sep)
+            i += 1
+            continue
+        else:
+            m = MD_ITEM.match(line)
+            j = i + 1
+            while j < len(lines) and not starts_block(lines[j]):
+                j += 1
+            if m:
+                pieces.append(m.group(1))
+                _unit(pieces, "\n".join([m.group(2), *lines[i + 1:j]]), i)
+            else:
+                _unit(pieces, "\n".join(lines[i:j]), i)
+            pieces.append("\n" if j < len(lines) else "")
+            i = j
+            continue
+        j = min(j, len(lines))
+        pieces.append("\n".join(lines[i:j]) + ("\n" if j < len(lines) else ""))
+        i = j
+    return pieces
+
+
+def _offsets(source: str) -> list[int]:
+    starts, at = [], 0
+    for line in source.split("\n"):
+        starts.append(at)
+        at += len(line) + 1
+    return starts
+
+
+def _literal_parts(token: str) -> tuple[str, str, str]:
+    """``(prefix, quote, content)`` of a string literal token."""
+    m = re.match(r'^([A-Za-z]*)("""|\'\'\'|"|\')', token)
+    prefix, quote = m.group(1), m.group(2)
+    return prefix, quote, token[len(prefix) + len(quote):-len(quote)]
+
+
+def _split_for_width(text: str, width: int) -> list[str]:
+    """``text`` cut into pieces about ``width`` columns wide (a Chinese character is two),
+    after a full-width punctuation mark, a space or between two Chinese characters; never
+    inside inline code, an f-string's ``{…}`` field or a word, nor after a backslash."""
+    def cjk(ch: str) -> bool:
+        return "\u2e80" <= ch <= "\uffef"
+
+    out, current, used, depth, code = [], "", 0, 0, False
+    for i, ch in enumerate(text):
+        current += ch
+        used += 2 if cjk(ch) else 1
+        depth += (ch == "{") - (ch == "}")
+        code ^= ch == "`"
+        nxt = text[i + 1] if i + 1 < len(text) else ""
+        breakable = ch in FULLWIDTH or ch == " " or (cjk(ch) and cjk(nxt))
+        if (used >= width and nxt and breakable and depth == 0 and not code
+                and nxt not in FULLWIDTH):
+            out.append(current)
+            current, used = "", 0
+    if current:
+        out.append(current)
+    return out
+
+
+def _string_render(tokens: list[tokenize.TokenInfo], f: bool) -> Callable[[str], str]:
+    first = tokens[0]
+    multi_line = tokens[-1].end[0] > first.start[0]
+    width = max(len(_literal_parts(t.string)[2]) for t in tokens) + 2
+    prefix = "f" if f else ""
+
+    def render(msgstr: str) -> str:
+        parts = _split_for_width(msgstr, width) if multi_line else [msgstr]
+        return ("\n" + " " * first.start[1]).join(f'{prefix}"{p}"' for p in parts)
+    return render
+
+
+def _docstring_render(token: tokenize.TokenInfo) -> tuple[str, Callable[[str], str]]:
+    prefix, quote, content = _literal_parts(token.string)
+    lines = content.split("\n")
+    own_line_close = len(lines) > 1 and not lines[-1].strip()
+    body = lines[:-1] if own_line_close else lines
+    indent = " " * token.start[1]
+    msgid = "\n".join([body[0]] + [x[len(indent):] if x.startswith(indent) else x.strip()
+                                   for x in body[1:]]).strip("\n")
+
+    def render(msgstr: str) -> str:
+        text = ("\n").join(msgstr.split("\n")[:1] + [indent + x if x else ""
+                                                     for x in msgstr.split("\n")[1:]])
+        return f"{prefix}{quote}{text}" + (f"\n{indent}" if own_line_close else "") + quote
+    return msgid, render
+
+
+def message_nodes(tree: ast.AST) -> tuple[list[ast.expr], list[ast.expr]]:
+    """``(docstrings, messages)`` of a cell's syntax tree: the docstring of the cell, of
+    each function and class, and the text a cell gives ``print``, ``raise X(...)`` or
+    ``assert ..., "..."``: the nodes a translation may change."""
+    docs, messages = [], []
+
+    def is_text(node) -> bool:
+        return isinstance(node, ast.JoinedStr) or (
+            isinstance(node, ast.Constant) and isinstance(node.value, str))
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+                    and isinstance(body[0].value.value, str):
+                docs.append(body[0].value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "print":
+            messages += [a for a in node.args if is_text(a)]
+        elif isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+            messages += [a for a in node.exc.args if is_text(a)]
+        elif isinstance(node, ast.Assert) and node.msg is not None and is_text(node.msg):
+            messages.append(node.msg)
+    return docs, messages
+
+
+def code_units(source: str) -> list:
+    """A code cell (not a test cell) as pieces: literal text and :class:`Unit` messages
+    (comments, docstrings, the text of printed and raised messages), outside the regions
+    a student never sees (solutions, hidden tests)."""
+    tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    hidden, inside = set(), False
+    for row, line in enumerate(source.split("\n"), start=1):
+        marker = NBGRADER_MARKER.search(line)
+        if marker:
+            inside = marker.group(1) == "BEGIN"
+            hidden.add(row)
+        elif inside:
+            hidden.add(row)
+    starts = _offsets(source)
+
+    def at(pos: tuple[int, int]) -> int:
+        return starts[pos[0] - 1] + pos[1]
+
+    def char_col(node_line: int, byte_col: int) -> int:
+        return len(source.split("\n")[node_line - 1].encode()[:byte_col].decode())
+
+    spans: list[tuple[int, int, str, str, int, Callable[[str], str] | None]] = []
+    docs, messages = message_nodes(ast.parse(source))
+    strings = [t for t in tokens if t.type == tokenize.STRING]
+    for kind, nodes in (("docstring", docs), ("string", messages)):
+        for node in nodes:
+            begin = (node.lineno, char_col(node.lineno, node.col_offset))
+            end = (node.end_lineno, char_col(node.end_lineno, node.end_col_offset))
+            own = [t for t in strings if t.start >= begin and t.end <= end]
+            if not own or own[0].start[0] in hidden:
+                continue
+            parts = [_literal_parts(t.string) for t in own]
+            if any(set(p[0].lower()) & {"b", "r"} for p in parts):
+                continue
+            if kind == "docstring":
+                msgid, render = _docstring_render(own[0])
+            else:
+                f = any("f" in p[0].lower() for p in parts)
+                if f and any("f" not in p[0].lower() and ("{" in p[2] or "}" in p[2])
+                             for p in parts):
+                    raise ValueError(f"line {begin[0]}: a message joins an f-string and a "
+                                     "plain string with braces: write it as one f-string")
+                msgid, render = "".join(p[2] for p in parts), _string_render(own, f)
+                kind = "f-string" if f else "string"
+            spans.append((at(own[0].start), at(own[-1].end), msgid, kind, begin[0] - 1, render))
+    comments = [t for t in tokens if t.type == tokenize.COMMENT
+                and not NBGRADER_MARKER.match(t.string) and not PRAGMA.match(t.string)
+                and t.start[0] not in hidden]
+    groups: list[list[tokenize.TokenInfo]] = []
+    for t in comments:
+        whole_line = not t.line[:t.start[1]].strip()
+        prev = groups[-1][-1] if groups else None
+        if (prev is not None and whole_line and not prev.line[:prev.start[1]].strip()
+                and prev.start[0] == t.start[0] - 1 and prev.start[1] == t.start[1]):
+            groups[-1].append(t)
+        else:
+            groups.append([t])
+    for group in groups:
+        marker = re.match(r"#+\s*", group[0].string).group(0)
+        msgid = " ".join(t.string[len(re.match(r"#+\s*", t.string).group(0)):].strip()
+                         for t in group)
+        spans.append((at(group[0].start), at(group[-1].end), msgid, "comment",
+                      group[0].start[0] - 1, lambda s, marker=marker: marker + s))
+    pieces: list = []
+    done = 0
+    for begin, end, msgid, kind, line, render in sorted(spans):
+        if begin < done:
+            continue
+        pieces.append(source[done:begin])
+        _unit(pieces, source[begin:end], line, kind, render, msgid=msgid)
+        done = end
+    pieces.append(source[done:])
+    return [p for p in pieces if not (isinstance(p, str) and not p)]
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(meta.get("grade")) and not meta.get("solution")
+
+
+def cell_units(cell) -> list:
+    """The pieces of one cell (:func:`markdown_units`, :func:`code_units`); a test cell is
+    one literal piece: it is never translated."""
+    if cell.cell_type == "markdown":
+        return markdown_units(cell.source)
+    if cell.cell_type == "code" and not _is_test_cell(cell):
+        return code_units(cell.source)
+    return [cell.source]
+
+
+def exercise_docnames(root: Path = ROOT) -> list[str]:
+    """``solutions/exNN_name/exNN_name`` of every exercise written as text."""
+    return sorted(p.relative_to(root).with_suffix("").as_posix()
+                  for p in (root / "solutions").glob("ex[0-9][0-9]_*/ex[0-9][0-9]_*.md")
+                  if p.stem == p.parent.name)
+
+
+def exercise_template(docname: str, root: Path = ROOT, pot_dir: Path = EXERCISE_POT):
+    """The catalog template (babel) of one exercise: its messages, each located at its
+    line of the ``.md`` (a path relative to ``pot_dir``, as Sphinx writes them)."""
+    import jupytext
+    from babel.messages.catalog import Catalog
+
+    md = root / f"{docname}.md"
+    text = md.read_text(encoding="utf-8")
+    where = Path(os.path.relpath(md, pot_dir)).as_posix()
+    template = Catalog(domain=docname, project="backprop-course",
+                       copyright_holder="The course authors")
+    template.creation_date = datetime.datetime.fromtimestamp(
+        md.stat().st_mtime, datetime.UTC).replace(second=0, microsecond=0)
+    at = 0
+    for cell in jupytext.reads(text, fmt="md:myst").cells:
+        found = text.find(cell.source, at)
+        first = text.count("\n", 0, found) + 1 if found >= 0 else 0
+        at = found + len(cell.source) if found >= 0 else at
+        for piece in cell_units(cell):
+            if isinstance(piece, Unit):
+                comments = (["f-string: keep each {...} field exactly as it is"]
+                            if piece.kind == "f-string" else [])
+                old = template.get(piece.msgid)
+                if old is not None:
+                    old.locations.append((where, first + piece.line))
+                else:
+                    template.add(piece.msgid, locations=[(where, first + piece.line)],
+                                 auto_comments=comments)
+    return template
+
+
+def extract_exercises(root: Path = ROOT, pot_dir: Path = EXERCISE_POT) -> list[Path]:
+    """The .pot of every exercise into ``pot_dir`` (``solutions/exNN_name/exNN_name.pot``)."""
+    from babel.messages.pofile import write_po
+
+    written = []
+    for docname in exercise_docnames(root):
+        path = pot_dir / f"{docname}.pot"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as f:
+            write_po(f, exercise_template(docname, root, pot_dir), width=0,
+                     omit_header=False, sort_output=False)
+        written.append(path)
+    return written
+
+
+def translations(docname: str, catalog_dir: Path = CATALOGS) -> dict[str, str]:
+    """``{msgid: msgstr}`` of an exercise's catalog: translated, not fuzzy (as Sphinx, a
+    fuzzy or missing translation leaves the English in place)."""
+    path = catalog_dir / f"{docname}.po"
+    if not path.is_file():
+        return {}
+    return {m.id: m.string for m in read_catalog(path)
+            if m.id and m.string and not m.fuzzy}
+
+
+LANGUAGE_CELL = {
+    "zh_CN": ("# 本笔记本的检查用中文给出消息（评分时也是中文）。\n"
+              "import os\n\n"
+              'os.environ["BPGRADE_LANG"] = "zh_CN"'),
+}
+"""The one cell a translated notebook adds, after the install cell: it sets the language
+of the checks' messages in the student's own Jupyter or Colab (the grader sets the same
+variable itself, from the assignment's name: bpgrade/language.py)."""
+
+
+def translate_notebook(nb, docname: str, language: str = LANG, *,
+                       catalog_dir: Path = CATALOGS, missing: list | None = None):
+    """The notebook ``nb`` (built from ``<docname>.md``) in ``language``: every message
+    replaced by its translation, the language cell added after the install cell, the
+    notebook's metadata ``bpgrade.language`` set. Cell ids are left to the caller.
+    ``missing`` (a list) collects the messages left in English."""
+    import copy
+
+    import nbformat
+
+    done = translations(docname, catalog_dir)
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        out = []
+        for piece in cell_units(cell):
+            if isinstance(piece, str):
+                out.append(piece)
+            elif piece.msgid in done and done[piece.msgid] != piece.msgid:
+                out.append(piece.render(done[piece.msgid]))
+            else:
+                out.append(piece.original)
+                if piece.msgid not in done and missing is not None:
+                    missing.append(piece.msgid)
+        cell.source = "".join(out)
+    at = next((i + 1 for i, c in enumerate(nb.cells)
+               if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "install"), 0)
+    cell = nbformat.v4.new_code_cell(LANGUAGE_CELL[language])
+    cell.metadata["nbgrader"] = {"grade": False, "grade_id": "language", "locked": True,
+                                 "schema_version": 3, "solution": False}
+    nb.cells.insert(at, cell)
+    nb.metadata["bpgrade"] = {"language": language}
+    return nb
+
+
+def _code_shape(source: str) -> str:
+    """The code of a cell with what a translation may change taken out (comments,
+    docstrings, the text of printed and raised messages; of an f-string, its fields
+    are kept, in any order), as the dump of its syntax tree."""
+    tree = ast.parse(source)
+    docs, messages = message_nodes(tree)
+    changeable = {id(n) for n in docs + messages}
+
+    class Blank(ast.NodeTransformer):
+        def visit_Constant(self, node):
+            return ast.Constant("…") if id(node) in changeable else node
+
+        def visit_JoinedStr(self, node):
+            if id(node) not in changeable:
+                return self.generic_visit(node)
+            fields = sorted(ast.dump(v) for v in node.values
+                            if isinstance(v, ast.FormattedValue))
+            return ast.Constant("… " + " ".join(fields))
+
+    return ast.dump(Blank().visit(tree))
+
+
+def code_problems(english, translated) -> list[str]:
+    """How a translated exercise notebook departs from its English one beyond its text,
+    one line each (empty if it does not): its cells are the English ones, in order, plus
+    the language cell; each cell's type and metadata are the same; each test cell is the
+    English one byte for byte; every other code cell has the same code (comments,
+    docstrings and message texts aside)."""
+    cells = [c for c in translated.cells
+             if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") != "language"]
+    out = []
+    if len(cells) != len(english.cells):
+        return [f"{len(cells)} cells besides the language cell; the English has "
+                f"{len(english.cells)}"]
+    for i, (en, tr) in enumerate(zip(english.cells, cells, strict=True)):
+        gid = en.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        label = f"cell {i}" + (f" ({gid})" if gid else "")
+        if en.cell_type != tr.cell_type or en.metadata != tr.metadata:
+            out.append(f"{label}: its type or metadata differs")
+        elif en.cell_type == "code" and _is_test_cell(en) and en.source != tr.source:
+            out.append(f"{label}: a test cell differs from the English one")
+        elif en.cell_type == "code":
+            try:
+                same = _code_shape(en.source) == _code_shape(tr.source)
+            except SyntaxError as exc:
+                out.append(f"{label}: the translation is not valid Python ({exc.msg}, "
+                           f"line {exc.lineno})")
+                continue
+            if not same:
+                out.append(f"{label}: its code differs from the English (only comments, "
+                           "docstrings and message texts may)")
+    return out
+
+
+def update_exercises(root: Path = ROOT) -> list[Path]:
+    """Extract the exercises' messages and bring their catalogs up to date (as
+    :func:`update` does for the pages)."""
+    extract_exercises(root)
+    return update(EXERCISE_POT)
+
+
+def exercise_problems(docname: str | None = None, *, root: Path = ROOT,
+                      pot_dir: Path = EXERCISE_POT, catalog_dir: Path = CATALOGS) -> list[str]:
+    """Every rule of :func:`problems` on the exercises' catalogs (extracted afresh from the
+    sources), and :func:`code_problems` of each exercise as its catalog translates it."""
+    if docname and not docname.startswith("solutions/"):
+        return []
+    extract_exercises(root, pot_dir)
+    out = problems(docname, pot_dir=pot_dir, catalog_dir=catalog_dir)
+    from tools.build_exercises import build_notebook
+
+    for name in exercise_docnames(root):
+        if docname in (None, name):
+            english = build_notebook(root / f"{name}.md")
+            translated = translate_notebook(english, name, catalog_dir=catalog_dir)
+            out += [f"{name}.md: {p}" for p in code_problems(english, translated)]
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("gettext", help="extract the messages and update the catalogs")
+    g = sub.add_parser("gettext", help="extract the messages and update the catalogs")
+    g.add_argument("--exercises", action="store_true",
+                   help="only the exercises' catalogs (no Sphinx run)")
     sub.add_parser("html", help="build the Chinese edition")
     c = sub.add_parser("check", help="check the catalogs against the sources")
     c.add_argument("page", nargs="?")
@@ -419,15 +927,16 @@ def main(argv=None) -> int:
     f.add_argument("file")
     a = p.parse_args(argv)
     if a.command == "gettext":
-        code = extract()
+        code = 0 if a.exercises else extract()
         if not code:
-            for path in update():
+            for path in ([] if a.exercises else update()) + update_exercises():
                 print(path.relative_to(ROOT))
         return code
     if a.command == "html":
         return html()
     if a.command == "check":
-        found = problems(a.page)
+        exercise = (a.page or "").startswith("solutions/")
+        found = ([] if exercise else problems(a.page)) + exercise_problems(a.page)
         for line in found:
             print(line)
         print(f"{len(found)} problem(s)", file=sys.stderr)

@@ -29,8 +29,11 @@ from pathlib import Path
 
 import nbformat
 
+from bpgrade import language
+
 HERE = Path(__file__).resolve().parent
 STUB_FIRST_LINE = "# YOUR CODE HERE"
+STUB_FIRST_LINES = {stub.split("\n")[0] for stub in language.STUBS.values()}  # each language's
 STUB_SECOND_LINE = "raise NotImplementedError()"
 TIMESTAMP = "2026-01-15 12:00:00.000000 UTC"  # nbgrader reads submitted/<s>/<a>/timestamp.txt
 REGION_SEPARATOR = "# --- next solution region ---"
@@ -115,7 +118,7 @@ def fill_stubs(source: str, bodies: list[str | None]) -> str:
     lines, out, k, i = source.split("\n"), [], 0, 0
     while i < len(lines):
         line = lines[i]
-        if line.strip() == STUB_FIRST_LINE and lines[i + 1:i + 2] and (
+        if line.strip() in STUB_FIRST_LINES and lines[i + 1:i + 2] and (
             lines[i + 1].strip() == STUB_SECOND_LINE
         ):
             body = bodies[k] if k < len(bodies) else None
@@ -254,7 +257,9 @@ def build(source_dir: Path, release_dir: Path, submitted_dir: Path,
     for a in assignments:
         source_nb = nbformat.read(source_dir / a / f"{a}.ipynb", as_version=4)
         release_nb = nbformat.read(release_dir / a / f"{a}.ipynb", as_version=4)
-        for nb, exp in variants(source_nb, release_nb, a, corpus):
+        # a translation (ex04_backward_zh) gets the mistakes of its English exercise
+        for nb, exp in variants(source_nb, release_nb, language.base_assignment(a), corpus):
+            exp.assignment = a
             dest = submitted_dir / exp.student / a
             shutil.copytree(release_dir / a, dest, dirs_exist_ok=True)
             nbformat.write(nb, dest / f"{a}.ipynb")

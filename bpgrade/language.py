@@ -1,0 +1,84 @@
+"""The language of an exercise, and of the messages the checks give in it.
+
+Each exercise is an nbgrader assignment in English, ``ex04_backward``, and a sibling
+assignment per translation, named with the language's suffix: ``ex04_backward_zh``,
+built from the same source through the catalogs of ``locales/zh_CN`` (``make
+exercises``), with the English test cells byte for byte. A class gets the English, the
+Chinese or both (``chapters/instructor_guide.md``, "Exercises in Chinese").
+
+The checks write their messages in the language of ``BPGRADE_LANG`` (``zh_CN``; unset or
+anything else: English). Two things set it, so that no student has to:
+
+* the grader, from the name of the assignment it grades (:func:`of_assignment`), in the
+  environment of the kernel it starts (:class:`bpgrade.nbgrader_plugins.SandboxedExecute`,
+  the Dask grader through it, ``python -m bpgrade check`` from the notebook);
+* in a student's own Jupyter or Colab, the translated notebook's locked ``language``
+  cell, right after the install cell.
+
+A grade never depends on it: the test cells, and the checks' verdicts, are the same in
+every language; only the words differ. Standard library only (the sandbox launcher and
+the student's install import it).
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = "BPGRADE_LANG"
+ENGLISH = "en"
+SUFFIXES = {"zh_CN": "_zh"}
+"""Each translation's language and the suffix of its assignments' names."""
+
+STUBS = {
+    ENGLISH: "# YOUR CODE HERE\nraise NotImplementedError()",
+    "zh_CN": "# 在这里写你的代码\nraise NotImplementedError()",
+}
+"""What stands in an answer cell of a release until the student writes the function:
+nbgrader's ``ClearSolutions.code_stub`` of each language (``nbgrader_config.py``)."""
+
+
+def normalise(value: str | None) -> str:
+    """``zh_CN`` for ``zh_CN``, ``zh-CN``, ``zh``, ``zh_CN.UTF-8``; English otherwise."""
+    code = (value or "").split(".")[0].replace("-", "_").strip()
+    for language in SUFFIXES:
+        if code and (code == language or code == language.split("_")[0]):
+            return language
+    return ENGLISH
+
+
+def current() -> str:
+    """The language of the checks' messages now: ``BPGRADE_LANG``, read on every call (a
+    notebook's language cell sets it after the checks are imported)."""
+    return normalise(os.environ.get(ENV))
+
+
+def of_assignment(name: str) -> str:
+    """The language of an assignment (or notebook) by its name: ``ex04_backward_zh`` and
+    ``ex04_backward_zh.ipynb`` are ``zh_CN``, ``ex04_backward`` is English."""
+    stem = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
+    for language, suffix in SUFFIXES.items():
+        if stem.endswith(suffix):
+            return language
+    return ENGLISH
+
+
+def base_assignment(name: str) -> str:
+    """The English assignment a translation belongs to: ``ex04_backward_zh`` →
+    ``ex04_backward``; an English name is its own."""
+    language = of_assignment(name)
+    return name[:-len(SUFFIXES[language])] if language != ENGLISH else name
+
+
+def sibling(name: str, language: str) -> str:
+    """The assignment of ``name`` in ``language``: ``ex04_backward`` → ``ex04_backward_zh``."""
+    base = base_assignment(name)
+    return base if language == ENGLISH else base + SUFFIXES[language]
+
+
+def of_notebook(nb, filename: str = "") -> str:
+    """The language of an exercise notebook: its metadata ``bpgrade.language`` (written by
+    the build), else its file name (:func:`of_assignment`)."""
+    meta = (nb.get("metadata") or {}).get("bpgrade") if hasattr(nb, "get") else None
+    if isinstance(meta, dict) and isinstance(meta.get("language"), str):
+        return normalise(meta["language"])
+    return of_assignment(os.path.basename(filename))
