@@ -19,6 +19,14 @@ on the command line or in ``nbgrader_config.py``::
 
 Every score written is nbgrader's score minus the late penalty (never below 0).
 
+**One column per exercise, in every language.** A class may get an exercise in English
+(``ex04_backward``) and in Chinese (its sibling assignment ``ex04_backward_zh``, the
+same test cells and points; :mod:`bpgrade.language`). The three exporters write one
+column (one row, for :class:`PerStudentExportPlugin`) per exercise, named by the English
+assignment: a student's grade is their submission to either sibling, the later one if
+they submitted both (the log names them). ``one_column_per_exercise = False`` exports
+each gradebook assignment on its own.
+
 :class:`PercentPerDayPenalty` is the course's late-submission plugin
 (``c.AssignLatePenalties.plugin_class``): a percentage of the notebook's maximum score
 per started day late, capped. :func:`offline_mathjax` is the Jinja filter that inlines
@@ -28,6 +36,8 @@ MathJax 3 into the feedback HTML (see ``bpgrade/templates/feedback/``).
 from __future__ import annotations
 
 import csv
+import dataclasses
+import datetime
 import math
 from dataclasses import dataclass
 from importlib import metadata
@@ -35,7 +45,9 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins import ExportPlugin, LateSubmissionPlugin
-from traitlets import Dict, Enum, Float, Unicode
+from traitlets import Bool, Dict, Enum, Float, Unicode
+
+from . import language
 
 DAY = 86400.0
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -68,6 +80,23 @@ class Grade:
         return float(self.assignment.max_score or 0.0)
 
 
+@dataclass
+class Exercise:
+    """One exercise in all its languages, as an export column: the English assignment's
+    ``name``, ``max_score`` and ``duedate``, and the gradebook assignments it stands for
+    (``members``: ``ex04_backward`` and ``ex04_backward_zh``)."""
+
+    name: str
+    max_score: float
+    duedate: object
+    members: list
+
+    @classmethod
+    def of(cls, name: str, members: list) -> Exercise:
+        first = next((a for a in members if a.name == name), members[0])
+        return cls(name, float(first.max_score or 0.0), first.duedate, list(members))
+
+
 class _GradebookExport(ExportPlugin):
     """What the three exporters share: which students and assignments, and their grades."""
 
@@ -86,12 +115,31 @@ class _GradebookExport(ExportPlugin):
                       key=lambda s: ((s.last_name or "").lower(), (s.first_name or "").lower(),
                                      s.id))
 
+    one_column_per_exercise = Bool(True, help=(
+        "Export an exercise's translations (ex04_backward_zh) in the column of its English "
+        "assignment (ex04_backward): a student's grade is their submission to either, the "
+        "later one if both. False: one column per gradebook assignment.")).tag(config=True)
+
     def assignments(self, gradebook: Gradebook) -> list:
+        """The columns: gradebook assignments, or :class:`Exercise` groups of them."""
         wanted = {str(a) for a in self.assignment}
-        return [a for a in gradebook.assignments if not wanted or a.name in wanted]
+        if not self.one_column_per_exercise:
+            return [a for a in gradebook.assignments if not wanted or a.name in wanted]
+        groups: dict[str, list] = {}
+        for a in gradebook.assignments:
+            base = language.base_assignment(a.name)
+            if not wanted or a.name in wanted or base in wanted:
+                groups.setdefault(base, []).append(a)
+        for base, members in groups.items():
+            scores = {float(a.max_score or 0.0) for a in members}
+            if len(scores) > 1:
+                self.log.warning("%s: its languages have different maximum scores (%s); the "
+                                 "English one is exported", base, ", ".join(
+                                     f"{a.name} {float(a.max_score or 0.0):g}" for a in members))
+        return [Exercise.of(base, members) for base, members in groups.items()]
 
     @staticmethod
-    def grade(gradebook: Gradebook, assignment, student) -> Grade:
+    def _grade(gradebook: Gradebook, assignment, student) -> Grade:
         try:
             sub = gradebook.find_submission(assignment.name, student.id)
         except MissingEntry:
@@ -99,6 +147,23 @@ class _GradebookExport(ExportPlugin):
         return Grade(student, assignment, True, float(sub.score or 0.0),
                      float(sub.late_submission_penalty or 0.0), sub.timestamp,
                      float(sub.total_seconds_late or 0.0))
+
+    def grade(self, gradebook: Gradebook, assignment, student) -> Grade:
+        """A student's grade in a column: of an :class:`Exercise`, their submission to
+        any of its languages, the latest if more than one."""
+        members = getattr(assignment, "members", None)
+        if members is None:
+            return self._grade(gradebook, assignment, student)
+        grades = [self._grade(gradebook, a, student) for a in members]
+        submitted = [g for g in grades if g.submitted]
+        if len(submitted) > 1:
+            self.log.warning("student %s submitted %s in %d languages (%s): the latest "
+                             "counts", student.id, assignment.name, len(submitted),
+                             ", ".join(g.assignment.name for g in submitted))
+        oldest = datetime.datetime.min
+        chosen = max(submitted, key=lambda g: (g.timestamp or oldest, g.score),
+                     default=grades[0])
+        return dataclasses.replace(chosen, assignment=assignment)
 
     def cell(self, grade: Grade) -> str:
         return _number(grade.score) if grade.submitted else self.missing

@@ -1,12 +1,14 @@
 """Grades to the LMS, due dates and late penalties: real nbgrader on a real gradebook.
 
-One throw-away course (two assignments, five students with names, emails and LMS
-ids) is released, given due dates with ``nbgrader db assignment add --duedate``,
-filled with on-time, late and missing submissions (``timestamp.txt`` in several time
-zones), autograded with the course's configuration (so the course's late-penalty
-plugin runs), fed back and exported with the three exporters of ``bpgrade.lms``;
-the CSVs are parsed back and every cell is checked against the gradebook and against
-penalties computed here by hand.
+One throw-away course (two exercises, one of them also in Chinese, ``ex03_error_zh``;
+seven students with names, emails and LMS ids) is released, given due dates with
+``nbgrader db assignment add --duedate``, filled with on-time, late and missing
+submissions (``timestamp.txt`` in several time zones; one student works in Chinese, one
+submits in both languages), autograded with the course's configuration (so the
+course's late-penalty plugin runs), fed back and exported with the three exporters of
+``bpgrade.lms``; the CSVs are parsed back and every cell is checked against the
+gradebook and against penalties computed here by hand. A mixed class gets one column
+per exercise.
 """
 
 from __future__ import annotations
@@ -25,16 +27,22 @@ from bpgrade.course import make_course, run_nbgrader, tools_on_path
 from tools import samples
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSIGNMENTS = ["ex03_error", "ex05_updates"]
+ASSIGNMENTS = ["ex03_error", "ex05_updates"]  # the exercises: one export column each
+ZH = "ex03_error_zh"  # ex03_error in Chinese, released to the same class
+GRADEBOOK_ASSIGNMENTS = [*ASSIGNMENTS, ZH]
 # Due dates as an instructor types them: with a time zone name, and with none (= UTC).
-DUE = {"ex03_error": "2026-03-02 17:00:00 Europe/Paris", "ex05_updates": "2026-03-09 12:00:00"}
-DUE_UTC = {"ex03_error": datetime(2026, 3, 2, 16, 0), "ex05_updates": datetime(2026, 3, 9, 12, 0)}
+DUE = {"ex03_error": "2026-03-02 17:00:00 Europe/Paris", "ex05_updates": "2026-03-09 12:00:00",
+       ZH: "2026-03-02 17:00:00 Europe/Paris"}
+DUE_UTC = {"ex03_error": datetime(2026, 3, 2, 16, 0), "ex05_updates": datetime(2026, 3, 9, 12, 0),
+           ZH: datetime(2026, 3, 2, 16, 0)}
 STUDENTS = {  # id: (first, last, email, Canvas user id)
     "alice": ("Ada", "Lovelace", "ada@example.edu", "1001"),
     "bob": ("Bob", "Marley", "bob@example.edu", "1002"),
     "carol": ("Carol", "Shaw", "carol@example.edu", "1003"),
     "dave": ("Dave", "Cutler", "dave@example.edu", ""),
     "erin": ("Erin", "Catto", "erin@example.edu", "1005"),  # never submits anything
+    "fang": ("Fang", "Zhou", "fang@example.edu", "1006"),  # works in Chinese
+    "gao": ("Gao", "Li", "gao@example.edu", "1007"),  # submits in both languages
 }
 
 
@@ -57,6 +65,12 @@ SUBMISSIONS = {  # (student, assignment) -> Sub; absent = not submitted
     ("dave", "ex03_error"): Sub("blank", "2026-03-01 09:00:00.000000 UTC", 0),
     # thirty minutes late: one started day, 10 %
     ("dave", "ex05_updates"): Sub("correct", "2026-03-09 12:30:00.000000 UTC", 1800),
+    # the Chinese exercise, on time; and late (one started day)
+    ("fang", ZH): Sub("correct", "2026-03-02 10:00:00.000000 UTC", 0),
+    ("fang", "ex05_updates"): Sub("correct", "2026-03-10 11:00:00.000000 UTC", 23 * 3600),
+    # blank in English first, then answered in Chinese: the later one counts
+    ("gao", "ex03_error"): Sub("blank", "2026-03-01 08:00:00.000000 UTC", 0),
+    ("gao", ZH): Sub("correct", "2026-03-01 09:00:00.000000 UTC", 0),
 }
 
 
@@ -71,13 +85,15 @@ class GradedCourse:
     root: Path
     max_score: dict  # assignment -> float
     raw: dict  # (student, assignment) -> raw score
+    timestamp: dict  # (student, assignment) -> when it was submitted (the gradebook's)
+    logs: dict  # step -> nbgrader's output
 
 
 def _build(dest: Path) -> GradedCourse:
-    course = make_course(dest, ASSIGNMENTS, ROOT)
+    course = make_course(dest, GRADEBOOK_ASSIGNMENTS, ROOT)
     root = course.root
     course.nbgrader("release", "generate_assignment", "*", "--force")
-    for a in ASSIGNMENTS:  # the documented command
+    for a in GRADEBOOK_ASSIGNMENTS:  # the documented command
         course.nbgrader(f"due {a}", "db", "assignment", "add", a, f"--duedate={DUE[a]}")
     from nbgrader.api import Gradebook
 
@@ -93,7 +109,7 @@ def _build(dest: Path) -> GradedCourse:
         shutil.copytree(root / "exercises" / a, folder, dirs_exist_ok=True)
         nbformat.write(nb, folder / f"{a}.ipynb")
         (folder / "timestamp.txt").write_text(sub.timestamp)
-    for a in ASSIGNMENTS:
+    for a in GRADEBOOK_ASSIGNMENTS:
         course.nbgrader(f"autograde {a}", "autograde", a, "--force")
     course.nbgrader("feedback", "generate_feedback", "*", "--force")
     for plugin, name in [("CanvasExportPlugin", "canvas.csv"), ("MoodleExportPlugin", "moodle.csv"),
@@ -103,7 +119,8 @@ def _build(dest: Path) -> GradedCourse:
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         max_score = {a.name: a.max_score for a in gb.assignments}
         raw = {k: gb.find_submission(k[1], k[0]).score for k in SUBMISSIONS}
-    return GradedCourse(root, max_score, raw)
+        timestamp = {k: gb.find_submission(k[1], k[0]).timestamp for k in SUBMISSIONS}
+    return GradedCourse(root, max_score, raw, timestamp, course.logs)
 
 
 _BUILT: dict[str, GradedCourse] = {}
@@ -134,6 +151,19 @@ def _score(course: GradedCourse, student: str, a: str) -> tuple[float, float] | 
     raw = course.raw[(student, a)]
     penalty = expected_penalty(sub.seconds_late, raw, course.max_score[a])
     return raw - penalty, penalty
+
+
+def _column(course: GradedCourse, student: str, a: str) -> tuple[str, str] | None:
+    """The submission that fills the student's cell of the exercise ``a``: theirs to
+    ``a`` or to its Chinese sibling, the later one; None when there is none."""
+    subs = [k for k in ((student, a), (student, f"{a}_zh")) if k in SUBMISSIONS]
+    return max(subs, key=lambda k: course.timestamp[k], default=None)
+
+
+def _column_score(course: GradedCourse, student: str, a: str) -> tuple[float, float] | None:
+    """(score after penalty, penalty) in the exercise's column, computed here."""
+    key = _column(course, student, a)
+    return None if key is None else _score(course, *key)
 
 
 def _fmt(x: float) -> str:
@@ -236,7 +266,7 @@ def test_canvas_csv_has_canvas_columns_a_points_possible_row_and_every_score(cou
         row = by_id[sid]
         assert row[:5] == [f"{last}, {first}", lms_id, sid, email, ""]
         for i, a in enumerate(ASSIGNMENTS):
-            want = _score(course, sid, a)
+            want = _column_score(course, sid, a)
             assert row[5 + i] == ("0" if want is None else _fmt(want[0])), (sid, a)
     # the late ones really lost points
     assert float(by_id["bob"][5]) < float(by_id["alice"][5])
@@ -250,7 +280,7 @@ def test_moodle_csv_has_an_identifier_column_then_one_column_per_grade_item(cour
     by_email = {r[0]: r for r in rows[1:]}
     for sid, (_, _, email, _) in STUDENTS.items():
         for i, a in enumerate(ASSIGNMENTS):
-            want = _score(course, sid, a)
+            want = _column_score(course, sid, a)
             assert by_email[email][1 + i] == ("0" if want is None else _fmt(want[0])), (sid, a)
 
 
@@ -267,15 +297,15 @@ def test_per_student_csv_has_score_max_and_late_penalty_for_every_student_and_as
             r = cells[(sid, a)]
             assert (r["last_name"], r["first_name"], r["email"]) == (last, first, email)
             assert r["max_score"] == _fmt(course.max_score[a])
-            want = _score(course, sid, a)
+            want = _column_score(course, sid, a)
             if want is None:
                 assert (r["score"], r["late_penalty"], r["raw_score"], r["timestamp"],
                         r["seconds_late"]) == ("0", "", "", "", ""), (sid, a)
                 continue
-            sub = SUBMISSIONS[(sid, a)]
+            sub = SUBMISSIONS[_column(course, sid, a)]
             assert r["score"] == _fmt(want[0]), (sid, a)
             assert r["late_penalty"] == _fmt(want[1]), (sid, a)
-            assert r["raw_score"] == _fmt(course.raw[(sid, a)]), (sid, a)
+            assert r["raw_score"] == _fmt(course.raw[_column(course, sid, a)]), (sid, a)
             assert r["seconds_late"] == _fmt(sub.seconds_late), (sid, a)
             assert r["timestamp"], (sid, a)
 
@@ -305,3 +335,43 @@ def test_export_plugin_is_selectable_in_the_config_file(course, tmp_path):
     rows = _read(tmp_path / "m.csv")
     assert rows[0] == ["ID number", *ASSIGNMENTS]
     assert sorted(r[0] for r in rows[1:]) == sorted(STUDENTS)
+
+
+# ------------------------------------------------------------- a class in two languages
+
+
+@pytest.mark.slow
+def test_a_mixed_class_gets_one_column_per_exercise_whichever_language_it_worked_in(course):
+    """fang answered ex03_error in Chinese only; gao left it blank in English, then answered
+    it in Chinese: both columns are named ex03_error and hold the Chinese grade."""
+    assert course.max_score[ZH] == course.max_score["ex03_error"] > 0
+    assert course.raw[("fang", ZH)] == course.raw[("gao", ZH)] == course.max_score[ZH]
+    assert course.raw[("gao", "ex03_error")] == 0
+    canvas = {r[2]: r for r in _read(course.root / "canvas.csv")[2:]}
+    moodle = {r[0]: r for r in _read(course.root / "moodle.csv")[1:]}
+    per_student = {(r[0], r[4]): r for r in _read(course.root / "per_student.csv")[1:]}
+    full = _fmt(course.max_score[ZH])
+    for sid in ("fang", "gao"):
+        assert canvas[sid][5] == moodle[STUDENTS[sid][2]][1] == full, sid
+        assert per_student[(sid, "ex03_error")][5] == full, sid
+    assert not [k for k in per_student if k[1] == ZH]
+
+
+@pytest.mark.slow
+def test_a_student_who_submitted_both_languages_is_named_in_the_exports_log(course):
+    for plugin in ("CanvasExportPlugin", "MoodleExportPlugin", "PerStudentExportPlugin"):
+        log = course.logs[f"export {plugin}"]
+        assert "student gao submitted ex03_error in 2 languages" in log, plugin
+        assert "student fang submitted" not in log, plugin
+
+
+@pytest.mark.slow
+def test_one_column_per_gradebook_assignment_when_asked(course, tmp_path):
+    run_nbgrader(course.root, "export", "--exporter=bpgrade.lms.MoodleExportPlugin",
+                 "--MoodleExportPlugin.one_column_per_exercise=False",
+                 "--to", str(tmp_path / "m.csv"))
+    rows = _read(tmp_path / "m.csv")
+    assert sorted(rows[0][1:]) == sorted(GRADEBOOK_ASSIGNMENTS)
+    by_email = {r[0]: dict(zip(rows[0], r, strict=True)) for r in rows[1:]}
+    assert by_email["gao@example.edu"]["ex03_error"] == "0"
+    assert by_email["gao@example.edu"][ZH] == _fmt(course.max_score[ZH])
