@@ -1053,7 +1053,9 @@ def _parser() -> argparse.ArgumentParser:
                                      description="Crash-safe nbgrader autograde on Dask.")
     sub = parser.add_subparsers(dest="command", required=True)
     auto = sub.add_parser("autograde", help="autograde every submission of an assignment")
-    auto.add_argument("assignment")
+    auto.add_argument("assignment", nargs="+", help="one or more, graded one after the other: "
+                      "an exercise and its translation, ex04_backward ex04_backward_zh, grade "
+                      "a class that works in both languages in one run")
     auto.add_argument("--scheduler", help="a running Dask scheduler, e.g. tcp://host:8786 "
                       "(default: a LocalCluster on this machine)")
     auto.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
@@ -1069,18 +1071,21 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        summary = grade_class(args.root, args.assignment, args.jobs, args.db_url, args.force,
-                              args.scheduler, args.timeout, lambda s: print(s, flush=True))
-    except GradingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\ninterrupted: run the same command again to grade the students not finished",
-              file=sys.stderr)
-        return 130
-    print("\n" + summary_table(summary))
-    return 1 if summary.count("failed") else 0
+    status = 0
+    for assignment in args.assignment:
+        try:
+            summary = grade_class(args.root, assignment, args.jobs, args.db_url, args.force,
+                                  args.scheduler, args.timeout, lambda s: print(s, flush=True))
+        except GradingError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("\ninterrupted: run the same command again to grade the students not "
+                  "finished", file=sys.stderr)
+            return 130
+        print("\n" + summary_table(summary))
+        status = max(status, 1 if summary.count("failed") else 0)
+    return status
 
 
 if __name__ == "__main__":

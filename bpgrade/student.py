@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import language
 from .integrity import forbidden_names, refuse_cells
 from .repair import compute_checksum
 
@@ -148,8 +150,10 @@ def run(path: Path, timeout: int = TIMEOUT, kernel_name: str = KERNEL) -> Report
                             resources={"metadata": {"path": str(path.parent.resolve())}})
     try:
         # the kernel's own log (a warning about TCP) is not the student's business: what
-        # goes wrong in a cell comes back as the cell's error, a dead kernel as below
-        client.execute(stderr=subprocess.DEVNULL)
+        # goes wrong in a cell comes back as the cell's error, a dead kernel as below.
+        # The checks speak the notebook's language, as they do when it is graded.
+        env = {**os.environ, language.ENV: language.of_notebook(original, str(path))}
+        client.execute(stderr=subprocess.DEVNULL, env=env)
     except DeadKernelError as exc:
         report.errors.append(f"the kernel died ({exc}); the cells after it did not run")
     for i, cell in enumerate(nb.cells):
