@@ -209,14 +209,14 @@ def test_a_translation_that_changes_code_is_refused():
     assert i18n.code_problems(english, ok) == []
     # a docstring's translation that closes the string and adds code
     _, bad = _translated_with("One step of the perceptron rule",
-                              'x"""\n    lr = 0\n    """')
+                              'x"""\nlr = 0\n"""')
     assert i18n.code_problems(english, bad) == [
         "cell 5 (perceptron_update): its code differs from the English (only comments, "
         "docstrings and message texts may)"]
     # an f-string message that loses a field, or breaks the string
     _, lost = _translated_with("mistakes per epoch", "{name:>3}：每个轮次的出错次数")
     assert "its code differs" in " ".join(i18n.code_problems(english, lost))
-    _, broken = _translated_with("mistakes per epoch", '{name}" + "')
+    _, broken = _translated_with("mistakes per epoch", '{name}"(')
     assert "not valid Python" in " ".join(i18n.code_problems(english, broken))
     # a test cell edited by hand in a Chinese notebook
     edited = _nb("solutions", "ex01_perceptron_zh")
