@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from bpgrade import language
 from bpgrade.course import tools_env
 from bpgrade.nbgrader_plugins import HIDDEN_NOTE, HideHiddenTests, strip_hidden_region
 from tools import grade_demo
@@ -245,3 +246,22 @@ def test_zip_collect_files_an_lms_download_under_submitted(course):
         zf.writestr(f"jdoe_late_12345_67890_{a}.ipynb", notebook)
     course.nbgrader("zip_collect", "zip_collect", a)
     assert (course.root / "submitted" / "jdoe" / a / f"{a}.ipynb").read_bytes() == notebook
+
+
+# ------------------------------------------------------------- both languages (issue 22)
+
+
+@pytest.mark.slow
+def test_every_sample_scores_the_same_in_chinese_as_in_english_cell_by_cell(course):
+    """The Chinese twin of each exercise is released, given the same sample students (the
+    same mistakes in its answer cells) and graded beside the English one: every test
+    cell of every student gets the same points in both."""
+    pairs = [(a, language.sibling(a, "zh_CN")) for a in ASSIGNMENTS
+             if language.of_assignment(a) == language.ENGLISH]
+    assert len(pairs) >= 6 and all(zh in ASSIGNMENTS for _, zh in pairs)
+    for en, zh in pairs:
+        students = sorted(e.student for e in _samples(course, en))
+        assert students == sorted(e.student for e in _samples(course, zh))
+        for student in students:
+            assert course.grades[(zh, student)] == course.grades[(en, student)], (zh, student)
+    assert grade_demo.language_mismatches(course) == []

@@ -233,3 +233,31 @@ def test_build_translation_refuses_a_catalog_that_changes_code(monkeypatch):
     monkeypatch.setattr(i18n, "translations", lambda *a, **k: {**done, msgid: "{mistakes}"})
     with pytest.raises(ValueError, match="changes more than text"):
         B.build_translation("ex01_perceptron", "ex01_perceptron_zh")
+
+
+# ------------------------------------------------------------------------- the grader
+
+
+@pytest.mark.slow
+def test_the_grader_gives_the_kernel_the_language_of_the_assignment(tmp_path, monkeypatch):
+    """The sandboxed kernel of a ``_zh`` assignment has ``BPGRADE_LANG=zh_CN``, any other
+    ``en``, whatever the grading machine's own environment says (bubblewrap clears the
+    rest of it)."""
+    from conftest import require
+
+    from bpgrade import kernel
+    from bpgrade.nbgrader_plugins import SandboxedExecute
+
+    require(kernel.bwrap_problem(), "bubblewrap, the sandbox of student code")
+    monkeypatch.setenv(language.ENV, "zh_CN")
+    folder = tmp_path / "course" / "submitted" / "ana"
+    folder.mkdir(parents=True)
+    seen = {}
+    for assignment in ("ex04_backward", "ex04_backward_zh"):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+            "import os\nprint(os.environ.get('BPGRADE_LANG'))")])
+        SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30).preprocess(
+            nb, {"metadata": {"path": str(folder)},
+                 "nbgrader": {"assignment": assignment, "notebook": assignment}})
+        seen[assignment] = nb.cells[0].outputs[0].text.strip()
+    assert seen == {"ex04_backward": "en", "ex04_backward_zh": "zh_CN"}

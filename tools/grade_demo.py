@@ -11,8 +11,10 @@ and ``solutions/``) it runs what an instructor runs:
 5. ``nbgrader export`` (``grades.csv``),
 
 then prints the scores per student and assignment, compares every test cell's
-grade with what the sample was built to score, and checks that no feedback file
-shows hidden-test source. It exits 1 if anything disagrees.
+grade with what the sample was built to score, and with the grade of the same sample
+in the exercise's other language (``ex04_backward_zh`` is graded beside
+``ex04_backward``, on the same mistakes), and checks that no feedback file shows
+hidden-test source. It exits 1 if anything disagrees.
 
 Usage: ``python -m tools.grade_demo [--keep DIR] [assignment ...]`` (in the course root)
 """
@@ -165,6 +167,20 @@ def mismatches(course: Course) -> list[str]:
     return bad
 
 
+def language_mismatches(course: Course) -> list[str]:
+    """Test cells whose grade in a translated exercise (``ex04_backward_zh``) differs from
+    the same sample student's in the English one: the languages must grade alike."""
+    grades, bad = cell_grades(course), []
+    for (a, student), cells in sorted(grades.items()):
+        base = language.base_assignment(a)
+        if base != a and (base, student) in grades and cells != grades[(base, student)]:
+            english = grades[(base, student)]
+            bad += [f"{a}/{student}/{gid}: {cells.get(gid)}, in {base} {english.get(gid)}"
+                    for gid in sorted(set(cells) | set(english))
+                    if cells.get(gid) != english.get(gid)]
+    return bad
+
+
 def score_table(rows: list[dict[str, str]], names: list[str]) -> str:
     """Students down, assignments across; ``score/max`` or ``-`` where nothing was submitted."""
     cells = {(r["student_id"], r["assignment"]): r for r in rows}
@@ -193,14 +209,17 @@ def report(course: Course, rows: list[dict[str, str]]) -> int:
     print("\nwall time per step (s):")
     for step, sec in course.seconds.items():
         print(f"  {step:<28}{sec:7.1f}")
-    bad, leaked = mismatches(course), leaks(course)
+    bad, leaked, languages = mismatches(course), leaks(course), language_mismatches(course)
     for line in bad:
         print("MISMATCH", line)
+    for line in languages:
+        print("LANGUAGES DIFFER", line)
     for line in leaked:
         print("LEAK", line)
     print(f"\n{len(course.expected)} submissions graded; {len(bad)} grade mismatch(es); "
+          f"{len(languages)} difference(s) between the languages; "
           f"{len(leaked)} hidden-test line(s) in feedback.")
-    return 1 if bad or leaked else 0
+    return 1 if bad or leaked or languages else 0
 
 
 def main(argv: list[str] | None = None) -> int:
