@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import test_browser
 from bs4 import BeautifulSoup
-from conftest import toc_docnames
+from conftest import REPO_ROOT, toc_docnames
 from test_browser import ARTIFACTS, Visit
 
 ZH = "zh_CN"
@@ -83,6 +83,51 @@ def test_every_page_is_in_chinese_with_the_english_pages_code_outputs_and_number
 
     extra = leftovers(text) - leftovers(prose_text(en))
     assert not extra, f"{docname}: unrendered markup {dict(extra)}"
+
+
+FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*(\S*)")
+CODE_DIRECTIVES = {"{code-cell}", "{code-block}", "{code}", "{literalinclude}"}
+
+
+def glue_roles(docname: str) -> list[str]:
+    """The keys of the ``{glue:text}`` roles in the page's English source, in order, outside
+    code: code cells and literal blocks are skipped, directives (an admonition, a
+    dropdown) hold prose and are read."""
+    prose, directives, code = [], [], None
+    for line in (REPO_ROOT / f"{docname}.md").read_text(encoding="utf-8").splitlines():
+        fence = FENCE.match(line)
+        if code:  # inside code: only the fence that closes it matters
+            if fence and fence.group(1) == code and not fence.group(2):
+                code = None
+        elif fence and not fence.group(2) and directives and fence.group(1) == directives[-1]:
+            directives.pop()  # the end of an admonition, a dropdown ...
+        elif fence and fence.group(2).startswith("{") and fence.group(2) not in CODE_DIRECTIVES:
+            directives.append(fence.group(1))
+        elif fence:
+            code = fence.group(1)
+        else:
+            prose.append(line)
+    return re.findall(r"\{glue:text\}`([\w.-]+)", "\n".join(prose))
+
+
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_every_glued_number_of_the_source_reaches_both_editions(
+        built_site: Path, zh_site: Path, docname: str) -> None:
+    """One number per ``{glue:text}`` role of the English page, in both editions. The glue
+    calls live in removed cells (``remove-cell``), which MyST-NB drops from the page but
+    whose outputs still carry the values: a number that did not arrive would show as a
+    missing span here, in either edition."""
+    roles = glue_roles(docname)
+
+    def glued(page):
+        return [s.get_text() for s in article(page).select("span.pasted-text")]
+
+    en = glued(soup(built_site / f"{docname}.html"))
+    zh = glued(soup(zh_site / f"{docname}.html"))
+    assert len(en) == len(roles), (
+        f"{docname}: {len(roles)} glue roles in the source, {len(en)} numbers on the page")
+    assert Counter(zh) == Counter(en), f"{docname}: the Chinese edition lacks glued numbers"
+    assert all(value.strip() for value in en), f"{docname}: an empty glued value"
 
 
 @pytest.mark.parametrize("docname", toc_docnames())
