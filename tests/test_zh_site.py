@@ -110,7 +110,7 @@ def test_the_themes_labels_are_in_chinese(built_site: Path, zh_site: Path) -> No
     # the parts of the navigation (toctree captions, which the toc extension inserts late)
     captions = [c.get_text() for c in soup(zh_site / "intro.html").select(".caption-text")]
     assert captions[:3] == ["课程", "练习", "参考"], captions
-    assert "反向传播：从史前史到微调" in page
+    assert "反向传播：从前史到微调" in page
 
 
 def test_the_chinese_search_index_splits_words_with_jieba(zh_site: Path) -> None:
