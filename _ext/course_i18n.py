@@ -90,8 +90,8 @@ class TranslatePrompts(SphinxPostTransform):
 # The theme's labels in the Chinese edition, where sphinx-book-theme's and
 # pydata-sphinx-theme's catalogs have none (English on the page) or a Taiwanese one
 # (列印成 PDF). They are looked up before the theme's own catalogs, by Sphinx's and the
-# theme's gettext alike (our templates in _ext/templates wrap the theme's hard-coded
-# English in _() as well).
+# theme's gettext alike; our copies of three theme templates (_ext/templates) look up
+# the theme's hard-coded English with course_label().
 THEME_ZH = {
     "Print to PDF": "打印为 PDF",
     "Repository": "代码仓库",
@@ -107,6 +107,7 @@ THEME_ZH = {
     "Toggle primary sidebar": "显示或隐藏目录栏",
     "Toggle secondary sidebar": "显示或隐藏本页目录",
     "Main": "课程目录",
+    "Link to this heading": "链接到本标题",
     "© Copyright %(copyright)s.": "© %(copyright)s 版权所有。",
 }
 # "Launch on" + " Binder" is built in Python: the whole tooltip is translated here.
@@ -272,6 +273,25 @@ class MarkChineseEmphasis(SphinxPostTransform):
                 em["classes"].append("cjk")
 
 
+def dedupe_citation_refs(app: Sphinx, env) -> list[str]:
+    """Sphinx parses a translated paragraph again (twice), and each parse of a
+    ``{cite:t}`` role notes the same citation reference (same page, same id) with
+    sphinxcontrib-bibtex once more: the bibliography then showed three back-links
+    "(1,2,3)" to one citation. Before sphinxcontrib-bibtex uses them (its env-updated
+    handler has the default priority, 500), each is kept once."""
+    if app.config.language != ZH:
+        return []
+    domain = env.get_domain("cite")
+    seen, kept = set(), []
+    for ref in domain.citation_refs:
+        key = (ref.docname, ref.citation_ref_id, tuple(t.key for t in ref.targets))
+        if key not in seen:
+            seen.add(key)
+            kept.append(ref)
+    domain.data["citation_refs"] = kept
+    return []
+
+
 def _register_chinese_citations() -> None:
     """The reference style ``author_year_zh``: sphinxcontrib-bibtex's author-year with
     "McCulloch 和 Pitts [1943]" and "Rumelhart 等 [1986]" for {cite:t}."""
@@ -320,6 +340,15 @@ def page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
         _translate_buttons(context.get("header_buttons"))
 
 
+def label_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """``course_label(text)``: the theme's hard-coded English in our copies of its
+    templates, in the edition's language (not ``_()``, which the gettext builder would
+    extract into a catalog of its own). Before pydata-sphinx-theme renders the
+    templates (its handler has the default priority, 500)."""
+    chinese = app.config.language == ZH
+    context["course_label"] = (lambda text: THEME_ZH.get(text, text)) if chinese else str
+
+
 def config_inited(app: Sphinx, config) -> None:
     options = dict(config.html_theme_options or {})
     end = list(options.get("article_header_end") or ["article-header-buttons.html"])
@@ -348,6 +377,8 @@ def setup(app: Sphinx) -> dict:
     app.connect("config-inited", config_inited, priority=900)
     # after sphinx-book-theme's own handler, which adds the header buttons
     app.connect("html-page-context", page_context, priority=900)
+    app.connect("html-page-context", label_context, priority=100)
+    app.connect("env-updated", dedupe_citation_refs, priority=400)
     app.add_post_transform(TranslatePrompts)
     app.add_post_transform(KeepMathWithPunctuation)
     app.add_post_transform(MarkChineseEmphasis)
