@@ -23,6 +23,9 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from . import language
+from .language import N_, text
+
 METADATA_KEY = "bpgrade"
 """Cell metadata of the course: ``{"bpgrade": {"reference": ["Linear", ...]}}``."""
 
@@ -32,16 +35,16 @@ class IntegrityError(Exception):
 
 
 FORBIDDEN_CALLS = {
-    "setattr": "setattr can change a module behind the checker's back",
-    "delattr": "delattr can change a module behind the checker's back",
-    "exec": "exec runs code that cannot be checked",
-    "eval": "eval runs code that cannot be checked",
-    "compile": "compile builds code that cannot be checked",
-    "__import__": "__import__ hides an import from the checker",
-    "globals": "globals() can rebind names behind the checker's back",
-    "vars": "vars() exposes a module's namespace",
-    "get_ipython": "get_ipython() can change how cells and their errors are handled",
-    "breakpoint": "breakpoint() would stop the grader",
+    "setattr": N_("setattr can change a module behind the checker's back"),
+    "delattr": N_("delattr can change a module behind the checker's back"),
+    "exec": N_("exec runs code that cannot be checked"),
+    "eval": N_("eval runs code that cannot be checked"),
+    "compile": N_("compile builds code that cannot be checked"),
+    "__import__": N_("__import__ hides an import from the checker"),
+    "globals": N_("globals() can rebind names behind the checker's back"),
+    "vars": N_("vars() exposes a module's namespace"),
+    "get_ipython": N_("get_ipython() can change how cells and their errors are handled"),
+    "breakpoint": N_("breakpoint() would stop the grader"),
 }
 FORBIDDEN_ATTRIBUTES = {
     "__dict__", "__code__", "__globals__", "__builtins__", "__closure__", "__defaults__",
@@ -57,10 +60,13 @@ class Violation:
     """One reason a cell is not run: its line and what it does."""
 
     line: int
-    message: str
+    message: str  # a bpgrade.language.Text: it can be said in the student's language
+
+    def text(self) -> language.Text:
+        return text("line {line}: {message}", line=self.line, message=self.message)
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return str(self.text())
 
 
 def parse_cell(source: str) -> ast.Module | None:
@@ -190,9 +196,10 @@ def _rebinding(tree: ast.AST, aliases: dict[str, str]) -> list[Violation]:
             if isinstance(root, ast.Name) and (root.id in aliases or root.id == "__builtins__"):
                 what = ast.unparse(t)
                 module = aliases.get(root.id, "builtins")
-                found.append(Violation(node.lineno, f"it rebinds {what}, an attribute of the "
-                                       f"module {module.split('.')[0]}; a solution may not "
-                                       "change modules (they are shared with the checker)"))
+                found.append(Violation(node.lineno, text(
+                    "it rebinds {what}, an attribute of the module {module}; a solution may "
+                    "not change modules (they are shared with the checker)", what=what,
+                    module=module.split(".")[0])))
     return found
 
 
@@ -201,18 +208,21 @@ def _dynamic(tree: ast.AST) -> list[Violation]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                 node.func.id in FORBIDDEN_CALLS:
-            found.append(Violation(node.lineno, f"it calls {node.func.id}(): "
-                                   f"{FORBIDDEN_CALLS[node.func.id]}"))
+            found.append(Violation(node.lineno, text(
+                "it calls {name}(): {reason}", name=node.func.id,
+                reason=FORBIDDEN_CALLS[node.func.id])))
         elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
-            found.append(Violation(node.lineno, f"it uses .{node.attr}, which reaches into "
-                                   "the interpreter's or a module's internals"))
+            found.append(Violation(node.lineno, text(
+                "it uses .{name}, which reaches into the interpreter's or a module's internals",
+                name=node.attr)))
         elif isinstance(node, ast.Name) and node.id == "__builtins__":
-            found.append(Violation(node.lineno, "it uses __builtins__"))
+            found.append(Violation(node.lineno, N_("it uses __builtins__")))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             for name in _imported_modules(node):
                 if any(name == m or name.startswith(m + ".") for m in FORBIDDEN_MODULES):
-                    found.append(Violation(node.lineno, f"it imports {name}, which a solution "
-                                           "does not need and which can change the grader"))
+                    found.append(Violation(node.lineno, text(
+                        "it imports {name}, which a solution does not need and which can "
+                        "change the grader", name=name)))
     return found
 
 
@@ -229,9 +239,9 @@ def _references(tree: ast.AST, aliases: dict[str, str], forbidden: set[str]) -> 
 
     def check(dotted: str | None, line: int) -> None:
         if dotted and dotted.split(".")[0] == "bplib" and dotted.split(".")[-1] in forbidden:
-            found.append(Violation(line, f"it uses bplib's reference implementation "
-                                   f"{dotted}; the exercise asks you to write "
-                                   f"{dotted.split('.')[-1]} yourself"))
+            found.append(Violation(line, text(
+                "it uses bplib's reference implementation {dotted}; the exercise asks you to "
+                "write {name} yourself", dotted=dotted, name=dotted.split(".")[-1])))
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
@@ -245,8 +255,8 @@ def _references(tree: ast.AST, aliases: dict[str, str], forbidden: set[str]) -> 
                 node.func.id == "getattr" and len(node.args) >= 2:
             obj, name = node.args[0], node.args[1]
             if not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
-                found.append(Violation(node.lineno, "it calls getattr() with a computed name, "
-                                       "which hides what it uses"))
+                found.append(Violation(node.lineno, N_(
+                    "it calls getattr() with a computed name, which hides what it uses")))
             else:
                 base = _dotted(obj, aliases)
                 check(f"{base}.{name.value}" if base else None, node.lineno)
@@ -279,14 +289,19 @@ def forbidden_names(solution_cells) -> set[str]:
     return names
 
 
-def replacement_source(source: str, violations: list[Violation], functions: set[str]) -> str:
+def replacement_source(source: str, violations: list[Violation], functions: set[str],
+                       lang: str = language.ENGLISH) -> str:
     """Code that runs instead of a refused cell: the original as comments, each of its
-    functions defined to raise :class:`IntegrityError`, then a raise of its own."""
-    reason = "; ".join(str(v) for v in violations)
-    names = ", ".join(sorted(functions)) or "this cell"
-    message = (f"The autograder did not run the cell that defines {names}, so it earns no "
-               f"points: {reason}.")
-    lines = ["# The autograder did not run this cell. Your code, as submitted:"]
+    functions defined to raise :class:`IntegrityError`, then a raise of its own; its words
+    in ``lang``, the language of the notebook's checks."""
+    reason = language.translate(N_("; "), lang).join(
+        language.render(v.text(), None, lang) for v in violations)
+    names = ", ".join(sorted(functions)) or N_("this cell")
+    message = language.render(N_("The autograder did not run the cell that defines {names}, "
+                                 "so it earns no points: {reason}."),
+                              {"names": names, "reason": reason}, lang)
+    lines = ["# " + language.translate(N_("The autograder did not run this cell. Your code, "
+                                          "as submitted:"), lang)]
     lines += ["#     " + line for line in source.splitlines()]
     lines += ["class IntegrityError(Exception):",
               '    """Code the autograder refused to run."""',
@@ -299,12 +314,14 @@ def replacement_source(source: str, violations: list[Violation], functions: set[
 
 
 
-def refuse_cells(cells, forbidden: set[str], is_student_cell) -> list[tuple[int, object, list]]:
+def refuse_cells(cells, forbidden: set[str], is_student_cell,
+                 lang: str = language.ENGLISH) -> list[tuple[int, object, list]]:
     """Replace every student cell the autograder refuses to run, in place.
 
     ``cells`` are a notebook's cells; ``is_student_cell(cell)`` says which code cells a
     student wrote (neither test cells nor locked ones); imports are read from every code
-    cell. Each refused cell's source becomes :func:`replacement_source`. Returns
+    cell. Each refused cell's source becomes :func:`replacement_source` (its words in
+    ``lang``). Returns
     ``(index in cells, cell, violations)`` for each refused cell.
     """
     imports: dict[str, str] = {}
@@ -319,6 +336,6 @@ def refuse_cells(cells, forbidden: set[str], is_student_cell) -> list[tuple[int,
         if violations:
             tree = parse_cell(cell["source"])
             defines = defined_functions(tree) if tree is not None else set()
-            cell["source"] = replacement_source(cell["source"], violations, defines)
+            cell["source"] = replacement_source(cell["source"], violations, defines, lang)
             refused.append((index, cell, violations))
     return refused

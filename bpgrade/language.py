@@ -22,7 +22,11 @@ the student's install import it).
 
 from __future__ import annotations
 
+import functools
+import json
 import os
+import re
+from pathlib import Path
 
 ENV = "BPGRADE_LANG"
 ENGLISH = "en"
@@ -82,3 +86,100 @@ def of_notebook(nb, filename: str = "") -> str:
     if isinstance(meta, dict) and isinstance(meta.get("language"), str):
         return normalise(meta["language"])
     return of_assignment(os.path.basename(filename))
+
+
+# ------------------------------------------------------------------------ messages
+
+LOCALE = Path(__file__).resolve().parent / "locale"
+"""The compiled tables of the course's messages, ``<language>.json`` ``{English: translation}``,
+written by ``python -m tools.i18n gettext`` from ``locales/<language>/LC_MESSAGES/bpgrade.po``
+and shipped in the wheel: no gettext tooling is needed to read them."""
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` as one to translate (``tools.i18n`` extracts it); returns it as is."""
+    return message
+
+
+class Text(str):
+    """A message, or a piece of one, that can be said in another language: the English
+    (the string itself) and what it is made of, a template and its fields.
+
+    >>> t = text("the new {name}", name="w")
+    >>> str(t), t.template, t.fields
+    ('the new w', 'the new {name}', {'name': 'w'})
+    """
+
+    template: str
+    fields: dict
+
+    def __new__(cls, template: str, **fields):
+        self = super().__new__(cls, template.format(**fields) if fields else template)
+        self.template, self.fields = template, fields
+        return self
+
+
+def text(template: str, **fields) -> Text:
+    """``template.format(**fields)`` that :func:`say` can translate as a whole
+    (``tools.i18n`` extracts the template)."""
+    return Text(template, **fields)
+
+
+@functools.cache
+def table(language: str) -> dict[str, str]:
+    """The compiled table of ``language`` (empty for English, or when there is none)."""
+    path = LOCALE / f"{language}.json"
+    if language == ENGLISH or not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def translate(message: str, language: str | None = None) -> str:
+    """``message`` in ``language`` (default :func:`current`): its translation, or itself."""
+    language = language or current()
+    if language == ENGLISH:
+        return str(message)
+    return table(language).get(str(message), str(message))
+
+
+def say(value, language: str | None = None):
+    """``value`` in ``language``: a :class:`Text` by its template and its fields, a string
+    by :func:`translate`; anything else (a number, a shape) as it is."""
+    language = language or current()
+    if language == ENGLISH or not isinstance(value, str):
+        return value
+    if isinstance(value, Text) and value.fields:
+        return translate(value.template, language).format(
+            **{k: say(v, language) for k, v in value.fields.items()})
+    return translate(value, language)
+
+
+def render(template: str, fields: dict | None = None, language: str | None = None) -> str:
+    """A whole message: ``template`` filled with ``fields``, in ``language`` (default
+    :func:`current`), its spacing tidied. The names and numbers in the fields are the same
+    in every language; only the words around them change."""
+    language = language or current()
+    if isinstance(template, Text) and fields is None:
+        template, fields = template.template, template.fields
+    fields = fields or {}
+    if language == ENGLISH:
+        return template.format(**fields) if fields else str(template)
+    message = say(Text(template, **fields), language) if fields else translate(template, language)
+    return tidy(message, language)
+
+
+_HAN = "\u4e00-\u9fff"
+_FULL_OPEN = "（“‘《「"
+_FULL_CLOSE = "，。；：！？、）”’》」"
+
+
+def tidy(message: str, language: str = "zh_CN") -> str:
+    """The spacing of CONTRIBUTING.md in a Chinese message put together from pieces: no space
+    between two Chinese characters or next to full-width punctuation, one space between a
+    Chinese character and Latin text or a number."""
+    if language == ENGLISH:
+        return message
+    m = re.sub(rf"(?<=[{_HAN}]) +(?=[{_HAN}])", "", message)
+    m = re.sub(rf" +(?=[{_FULL_OPEN}{_FULL_CLOSE}])|(?<=[{_FULL_OPEN}{_FULL_CLOSE}]) +", "", m)
+    m = re.sub(rf"(?<=[{_HAN}])(?=[A-Za-z0-9`'\"(\[{{<=+\-*/])", " ", m)
+    return re.sub(rf"(?<=[A-Za-z0-9`'\")\]}}>%])(?=[{_HAN}])", " ", m)

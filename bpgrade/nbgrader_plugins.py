@@ -511,7 +511,9 @@ class CheckIntegrity(NbGraderPreprocessor):
         def is_student_cell(c) -> bool:  # test cells and locked cells are restored anyway
             return not ((utils.is_grade(c) and not utils.is_solution(c)) or utils.is_locked(c))
 
-        for _, cell, violations in refuse_cells(nb.cells, forbidden, is_student_cell):
+        assignment = ((resources or {}).get("nbgrader") or {}).get("assignment")
+        lang = language.of_assignment(assignment) if assignment else language.of_notebook(nb)
+        for _, cell, violations in refuse_cells(nb.cells, forbidden, is_student_cell, lang):
             cell.metadata["bpgrade_integrity"] = [str(v) for v in violations]
             refused.append(cell.metadata.get("nbgrader", {}).get("grade_id", "?"))
             self.log.warning("integrity: cell %s not run: %s", refused[-1],

@@ -113,8 +113,9 @@ def extract() -> int:
 def _is_docstring_only(message) -> bool:
     # babel splits "bplib/x.py:docstring of bplib.x.f" into ("../../bplib/x.py:docstring",
     # None), ("of", None), ...: a message of a page has a location in a .md file.
+    # The grader's own messages (bpgrade.pot) are located in .py files, with their lines.
     return bool(message.locations) and not any(
-        str(path).endswith(".md") for path, _ in message.locations)
+        str(path).endswith((".md", ".py")) for path, _ in message.locations)
 
 
 def read_catalog(path: Path):
@@ -224,6 +225,9 @@ URL = re.compile(r"https?://[^\s)>\]]+")
 # A role whose text may be translated while its target may not: {ref}`title <target>`.
 TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
 TRANSLATABLE_TITLE_ROLES = {"ref", "doc", "numref", "term", "download"}
+# A str.format field of a message the code fills in (the grader's messages, an exercise's
+# f-string): ``{fn}``, ``{x:.3f}``. Copied unchanged, like code.
+PLACEHOLDER = re.compile(r"\{[A-Za-z_]\w*(?:\[[^{}\]]*\])?(?:![rsa])?(?::[^{}]*)?\}")
 
 
 def tokens(text: str) -> dict[str, list[str]]:
@@ -246,10 +250,12 @@ def tokens(text: str) -> dict[str, list[str]]:
     rest = CODE.sub(" ", rest)
     math = INLINE_MATH.findall(rest)
     rest = INLINE_MATH.sub(" ", rest)
+    fields = PLACEHOLDER.findall(rest)
+    rest = PLACEHOLDER.sub(" ", rest)
     links = LINK.findall(rest)
     urls = URL.findall(LINK.sub(" ", rest))
     return {"role": sorted(roles), "math": sorted(display + math), "code": sorted(code),
-            "link": sorted(links), "url": sorted(urls)}
+            "field": sorted(fields), "link": sorted(links), "url": sorted(urls)}
 
 
 def prose(text: str) -> str:
@@ -259,6 +265,7 @@ def prose(text: str) -> str:
     rest = DISPLAY_MATH.sub("\x00", rest)
     rest = CODE.sub("\x00", rest)
     rest = INLINE_MATH.sub("\x00", rest)
+    rest = PLACEHOLDER.sub("\x00", rest)
     rest = LINK.sub("]", rest)
     rest = URL.sub("\x00", rest)
     return rest
@@ -1004,6 +1011,189 @@ def exercise_problems(docname: str | None = None, *, root: Path = ROOT,
     return out
 
 
+# ------------------------------------------------------------ the grader's messages ----------
+#
+# What bpgrade says to a student, in one catalog, locales/zh_CN/LC_MESSAGES/bpgrade.po: the
+# message of every diagnosis (bpgrade.checks.diagnoses.CATALOGUE), the names of the book's
+# pages it links, every text marked in bpgrade's code (N_("...") and text("...", ...) of
+# bpgrade.language), the names the exercises' test cells give the checks ("the new w") and
+# the messages of their own checks (expect(condition, "...", ...)),
+# and the titles of the sections the diagnoses link that their page's catalog does not
+# hold verbatim. All of it is found in the code, never listed by hand. Compiled into
+# bpgrade/locale/<language>.json, which the wheel ships (numpy-only students read it with
+# json), together with the section titles' translations from the pages' catalogs.
+
+BPGRADE_POT = BUILD / "gettext-bpgrade"
+BPGRADE_DOMAIN = "bpgrade"
+
+
+def _babel_messages(path: Path) -> list[tuple[str, int]]:
+    """``(message, line)`` of every ``N_("...")`` and ``text("...", ...)`` in a module."""
+    from babel.messages.extract import extract_python
+
+    with path.open("rb") as f:
+        return [(m if isinstance(m, str) else m[0], line) for line, _, m, _ in
+                extract_python(f, {"N_": None, "text": (1,)}, [], {"encoding": "utf-8"})
+                if m]
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return i
+    return 0
+
+
+def _test_cell_labels(root: Path) -> list[tuple[str, str, int]]:
+    """``(text, .md path, line)`` of the words test cells give the checks: the names
+    (``check_value(w, [0.5], "the new w", "perceptron_update")``) and the messages of
+    their own checks (``expect(cond, "w has shape {shape}; expected (2,)", shape=...)``)."""
+    import jupytext
+
+    out = []
+    for docname in exercise_docnames(root):
+        md = root / f"{docname}.md"
+        text_ = md.read_text(encoding="utf-8")
+        for cell in jupytext.reads(text_, fmt="md:myst").cells:
+            if cell.cell_type != "code" or not _is_test_cell(cell):
+                continue
+            first = text_.count("\n", 0, max(0, text_.find(cell.source))) + 1
+            for node in ast.walk(ast.parse(cell.source)):
+                if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                        and (node.func.id.startswith("check_") or node.func.id == "expect"):
+                    out += [(a.value, md, first + a.lineno - 1) for a in node.args
+                            if isinstance(a, ast.Constant) and isinstance(a.value, str)
+                            and " " in a.value]
+    return out
+
+
+def section_translation(title: str, url: str, lang: str = LANG,
+                        catalog_dir: Path = CATALOGS) -> str | None:
+    """The translation of a section's title in its page's catalog (``url`` is relative to
+    the book's root), or ``None`` if the catalog does not hold it verbatim."""
+    path = catalog_dir / (url.split(".html")[0] + ".po")
+    if not path.is_file():
+        return None
+    message = read_catalog(path).get(title)
+    return message.string if message is not None and message.string and not message.fuzzy \
+        else None
+
+
+def bpgrade_template(root: Path = ROOT, pot_dir: Path = BPGRADE_POT):
+    """The catalog template of the grader's messages, each located in the code."""
+    from babel.messages.catalog import Catalog
+
+    from bpgrade.checks import diagnoses
+
+    template = Catalog(domain=BPGRADE_DOMAIN, project="backprop-course",
+                       copyright_holder="The course authors")
+
+    def add(message: str, path: Path, line: int, comment: str = "") -> None:
+        where = (Path(os.path.relpath(path, pot_dir)).as_posix(), line)
+        old = template.get(message)
+        if old is not None:
+            old.locations.append(where)
+        else:
+            template.add(message, locations=[where],
+                         auto_comments=[comment] if comment else [])
+
+    catalogue = Path(diagnoses.__file__)
+    for entry in diagnoses.CATALOGUE.values():
+        add(entry.message, catalogue, _line_of(catalogue, f'("{entry.id}"'),
+            f"diagnosis {entry.id}: keep each {{field}} exactly")
+        if section_translation(entry.section, entry.url) is None:
+            add(entry.section, catalogue, _line_of(catalogue, entry.url.split("#")[-1]),
+                f"the title of the section {entry.url}")
+    for page in diagnoses._PAGES.values():
+        add(page, catalogue, _line_of(catalogue, f'"{page}"'), "a page of the book")
+    for path in sorted((root / "bpgrade").rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        if "language import" not in source:  # text() elsewhere is not ours (SQLAlchemy's)
+            continue
+        for message, line in _babel_messages(path):
+            add(message, path, line, "keep each {field} exactly"
+                if PLACEHOLDER.search(message) else "")
+    for label, md, line in _test_cell_labels(root):
+        add(label, md, line, "a name a test cell gives a check")
+    return template
+
+
+def extract_bpgrade(root: Path = ROOT, pot_dir: Path = BPGRADE_POT) -> Path:
+    """``bpgrade.pot`` into ``pot_dir``."""
+    from babel.messages.pofile import write_po
+
+    path = pot_dir / f"{BPGRADE_DOMAIN}.pot"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        write_po(f, bpgrade_template(root, pot_dir), width=0, omit_header=False,
+                 sort_output=False)
+    return path
+
+
+def compiled_table(lang: str = LANG, catalog_dir: Path = CATALOGS) -> dict[str, str]:
+    """``{English: translation}`` the grader reads: the translated (not fuzzy) messages of
+    ``bpgrade.po``, and the diagnoses' section titles from the pages' catalogs."""
+    from bpgrade.checks import diagnoses
+
+    out = {}
+    path = catalog_dir / f"{BPGRADE_DOMAIN}.po"
+    if path.is_file():
+        out = {m.id: m.string for m in read_catalog(path)
+               if m.id and m.string and not m.fuzzy}
+    for entry in diagnoses.CATALOGUE.values():
+        title = section_translation(entry.section, entry.url, lang, catalog_dir)
+        if title:
+            out[entry.section] = title
+    return dict(sorted(out.items()))
+
+
+def table_text(table: dict[str, str]) -> str:
+    return json.dumps(table, ensure_ascii=False, indent=0, sort_keys=True) + "\n"
+
+
+def table_path(lang: str = LANG, root: Path = ROOT) -> Path:
+    """``bpgrade/locale/<lang>.json``, the compiled table in the package."""
+    return root / "bpgrade" / "locale" / f"{lang}.json"
+
+
+def compile_bpgrade(lang: str = LANG, root: Path = ROOT) -> Path:
+    """Write ``bpgrade/locale/<lang>.json`` from the catalogs (only if it changed)."""
+    path, text_ = table_path(lang, root), table_text(compiled_table(lang))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text_:
+        path.write_text(text_, encoding="utf-8")
+    return path
+
+
+def update_bpgrade(root: Path = ROOT) -> list[Path]:
+    """Extract the grader's messages, update ``bpgrade.po``, compile the table."""
+    extract_bpgrade(root)
+    return update(BPGRADE_POT) + [compile_bpgrade(root=root)]
+
+
+def bpgrade_problems(docname: str | None = None, *, root: Path = ROOT,
+                     pot_dir: Path = BPGRADE_POT, catalog_dir: Path = CATALOGS) -> list[str]:
+    """Every rule of :func:`problems` on ``bpgrade.po`` (extracted afresh from the code);
+    a translation that drops, adds or renames a ``{field}`` (``str.format`` would fail or
+    lose a number: :func:`tokens`' fields); a section title with no translation; a stale
+    compiled table."""
+    if docname not in (None, BPGRADE_DOMAIN):
+        return []
+    extract_bpgrade(root, pot_dir)
+    out = problems(BPGRADE_DOMAIN, pot_dir=pot_dir, catalog_dir=catalog_dir)
+    table = compiled_table(LANG, catalog_dir)
+    from bpgrade.checks import diagnoses
+
+    out += [f"{entry.id}: its section “{entry.section}” has no translation"
+            for entry in diagnoses.CATALOGUE.values() if entry.section not in table]
+    if catalog_dir == CATALOGS and (not table_path(LANG, root).is_file() or
+                                    table_path(LANG, root).read_text(encoding="utf-8")
+                                    != table_text(table)):
+        out.append(f"{table_path(LANG, root).relative_to(root)} is stale: run "
+                   "python -m tools.i18n gettext")
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -1022,14 +1212,16 @@ def main(argv=None) -> int:
     if a.command == "gettext":
         code = 0 if a.exercises else extract()
         if not code:
-            for path in ([] if a.exercises else update()) + update_exercises():
+            for path in ([] if a.exercises else update() + update_bpgrade()) + \
+                    update_exercises():
                 print(path.relative_to(ROOT))
         return code
     if a.command == "html":
         return html()
     if a.command == "check":
         exercise = (a.page or "").startswith("solutions/")
-        found = ([] if exercise else problems(a.page)) + exercise_problems(a.page)
+        found = ([] if exercise or a.page == BPGRADE_DOMAIN else problems(a.page)) + \
+            exercise_problems(a.page) + bpgrade_problems(a.page)
         for line in found:
             print(line)
         print(f"{len(found)} problem(s)", file=sys.stderr)
@@ -1041,6 +1233,8 @@ def main(argv=None) -> int:
     if a.command == "fill":
         data = json.loads(Path(a.file).read_text(encoding="utf-8"))
         print(f"{fill(a.page, data)} message(s) written")
+        if a.page == BPGRADE_DOMAIN:
+            print(compile_bpgrade().relative_to(ROOT))
         return 0
     return 2
 

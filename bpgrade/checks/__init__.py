@@ -24,7 +24,7 @@ module                                what it holds
 
 from __future__ import annotations
 
-from bpgrade.checks.compare import check_array, check_value
+from bpgrade.checks.compare import check_array, check_value, expect
 from bpgrade.checks.diagnoses import Diagnosis
 from bpgrade.checks.ex01_perceptron import (
     check_perceptron_update,
@@ -67,6 +67,7 @@ __all__ = [
     "Diagnosis",
     "check_array",
     "check_value",
+    "expect",
     "check_backward",
     "check_linear_backward",
     "check_relu_backward",

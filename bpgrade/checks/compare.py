@@ -33,10 +33,12 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from bpgrade import language
 from bpgrade.checks.diagnoses import diagnose
+from bpgrade.language import N_, text
 from bplib.gradcheck import TOLERANCE, Tolerance, grad_close
 
-__all__ = ["DERIVED_RTOL", "check_array", "check_value"]
+__all__ = ["DERIVED_RTOL", "check_array", "check_value", "expect"]
 
 #: How closely a gradient that passed the numerical comparison must also agree with the
 #: analytic reference, as ``max|got - ref| / max|ref|`` over one gradient array. Measured on
@@ -60,10 +62,10 @@ def describe(obj) -> str:
     if obj is None:
         return "None"
     if isinstance(obj, np.ndarray):
-        return f"an array of shape {obj.shape}"
+        return text("an array of shape {shape}", shape=obj.shape)
     if isinstance(obj, (tuple, list)):
-        return f"a {type(obj).__name__} of length {len(obj)}"
-    return f"a {type(obj).__name__}"
+        return text("a {kind} of length {n}", kind=type(obj).__name__, n=len(obj))
+    return text("a {kind}", kind=type(obj).__name__)
 
 
 def unpack(result, names: Sequence[str], fn_name: str) -> tuple:
@@ -117,7 +119,7 @@ def strict_floats(fn_name: str, inputs: str = ""):
         except FloatingPointError as exc:
             kind = next((k for k in _UNSTABLE if k in str(exc)), "invalid")
             raise diagnose(_UNSTABLE[kind], fn=fn_name, error=exc,
-                           inputs=f" on {inputs}" if inputs else "") from None
+                           inputs=text(" on {inputs}", inputs=inputs) if inputs else "") from None
 
 
 def call(fn: Callable, args: Sequence, fn_name: str, inputs: str = ""):
@@ -129,7 +131,7 @@ def call(fn: Callable, args: Sequence, fn_name: str, inputs: str = ""):
 def refuse_reference(student_fn, reference_fn, fn_name: str) -> None:
     """Refuse bplib's own function handed in as the student's."""
     if student_fn is reference_fn:
-        raise diagnose("reference-used", fn=fn_name, what="function")
+        raise diagnose("reference-used", fn=fn_name, what=N_("function"))
 
 
 def check_unchanged(saved: dict, current: dict, fn_name: str, hints: dict | None = None) -> None:
@@ -139,7 +141,7 @@ def check_unchanged(saved: dict, current: dict, fn_name: str, hints: dict | None
         if np.shape(after) != np.shape(before) or not np.array_equal(
             np.asarray(after), before, equal_nan=True
         ):
-            hint = (hints or {}).get(name, "work on a copy or build a new array instead")
+            hint = (hints or {}).get(name, N_("work on a copy or build a new array instead"))
             raise diagnose("input-modified", fn=fn_name, name=name, hint=hint)
 
 
@@ -260,14 +262,14 @@ def check_array(
     """
     expected = np.asarray(expected, dtype=np.float64)
     arr = as_float(got, name, fn_name)
-    what = f"{fn_name}: {name}"
+    what = text("{fn}: {name}", fn=fn_name, name=name)
     if arr.shape != expected.shape:
         raise shape_diagnosis(what, arr, expected.shape, like, like_shape, mistakes, tol)
     bad = ~np.isfinite(arr)
     if bad.any() and not any(_same(arr, w, tol) for w in _mistake_results(mistakes)):
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         raise diagnose("not-finite", fn=fn_name, name=name, value=arr[idx],
-                       where=f" at index {idx}")
+                       where=text(" at index {index}", index=idx))
     if not bad.any() and grad_close(arr, expected, tol):
         return
     raise value_diagnosis(what, arr, expected, reference, batch_size, mistakes, tol)
@@ -283,7 +285,8 @@ def _mistake_results(mistakes):
 def shape_diagnosis(what, arr, want_shape, like, like_shape, mistakes=(), tol=TOLERANCE):
     """The diagnosis of ``arr`` having another shape than ``want_shape``."""
     got_shape = arr.shape
-    target = f"{like} has shape {like_shape}" if like else f"expected shape {want_shape}"
+    target = (text("{like} has shape {shape}", like=like, shape=like_shape) if like
+              else text("expected shape {shape}", shape=want_shape))
     fields = {"what": what, "got": got_shape, "target": target, "want": want_shape}
     for id_, wrong in mistakes:
         result = _evaluate(wrong)
@@ -292,7 +295,8 @@ def shape_diagnosis(what, arr, want_shape, like, like_shape, mistakes=(), tol=TO
             return diagnose(id_, **fields)
     if len(got_shape) == 2 and got_shape == tuple(reversed(want_shape)):
         return diagnose("transposed", what=what,
-                        detail=f"has shape {got_shape} but {target}: it is transposed")
+                        detail=text("has shape {got} but {target}: it is transposed",
+                                    got=got_shape, target=target))
     if tuple(s for s in got_shape if s != 1) == tuple(s for s in want_shape if s != 1):
         return diagnose("shape-extra-axis", **fields)
     return diagnose("wrong-shape", **fields)
@@ -300,7 +304,7 @@ def shape_diagnosis(what, arr, want_shape, like, like_shape, mistakes=(), tol=TO
 
 def value_diagnosis(what, arr, expected, reference, batch_size, mistakes, tol):
     """The diagnosis of values that differ from ``expected`` (same shape)."""
-    ref = "the numerical gradient" if reference == "numerical" else "the expected value"
+    ref = N_("the numerical gradient") if reference == "numerical" else N_("the expected value")
     for id_, wrong in mistakes:
         result = _evaluate(wrong)
         if result is not None and _same(arr, result, tol):
@@ -309,14 +313,14 @@ def value_diagnosis(what, arr, expected, reference, batch_size, mistakes, tol):
         return diagnose("wrong-sign", what=what, reference=ref)
     if arr.ndim == 2 and arr.shape[0] == arr.shape[1] > 1 and grad_close(arr.T, expected, tol):
         return diagnose("transposed", what=what,
-                        detail=f"is the transpose of {ref} (the shapes agree only because the "
-                               "matrix is square)")
+                        detail=text("is the transpose of {reference} (the shapes agree only "
+                                    "because the matrix is square)", reference=ref))
     if not np.any(arr) and np.any(expected):
         return diagnose("all-zeros", what=what, reference=ref)
     c = fitted_factor(arr, expected) if np.all(np.isfinite(arr)) else None
     if c is not None:
         return diagnose(factor_id(abs(c), batch_size), what=what, reference=ref,
-                        factor=fmt(c), sign=" and the opposite sign" if c < 0 else "",
+                        factor=fmt(c), sign=N_(" and the opposite sign") if c < 0 else "",
                         n=batch_size)
     with np.errstate(invalid="ignore"):
         excess = np.abs(arr - expected) - (tol.atol + tol.rtol * np.maximum(np.abs(arr),
@@ -325,8 +329,8 @@ def value_diagnosis(what, arr, expected, reference, batch_size, mistakes, tol):
     idx = np.unravel_index(int(np.argmax(excess)), arr.shape)
     a, n = float(arr[idx]), float(expected[idx])
     rel = abs(a - n) / max(1e-8, abs(a) + abs(n))
-    where = f" at index {tuple(int(i) for i in idx)}" if arr.ndim else ""
-    word = "numerical" if reference == "numerical" else "expected"
+    where = text(" at index {index}", index=tuple(int(i) for i in idx)) if arr.ndim else ""
+    word = N_("numerical") if reference == "numerical" else N_("expected")
     return diagnose("wrong-values", what=what, error=f"{rel:.2g}", where=where, got=fmt(a),
                     word=word, want=fmt(n))
 
@@ -357,7 +361,8 @@ def check_derived(got, reference, name: str, fn_name: str, *, where: str = "") -
     low = str(dtype) if dtype in (np.float16, np.float32) else ""  # rounding, not a quotient
     got, reference = as_float(got, name, fn_name), np.asarray(reference)
     if got.shape != reference.shape:
-        raise shape_diagnosis(f"{fn_name}: {name}{where}", got, reference.shape, None, None)
+        raise shape_diagnosis(text("{fn}: {name}{where}", fn=fn_name, name=name, where=where),
+                              got, reference.shape, None, None)
     if derived_close(got, reference):
         return
     err = derived_error(got, reference)
@@ -367,15 +372,26 @@ def check_derived(got, reference, name: str, fn_name: str, *, where: str = "") -
                    allowed="1e-15")
 
 
-def check_value(got, expected, name: str = "value", fn_name: str = "your function") -> None:
+def check_value(got, expected, name: str = N_("value"),
+                fn_name: str = N_("your function")) -> None:
     """Compare a result with a hand-computed expected value (visible tests)."""
     check_array(got, np.asarray(expected, dtype=np.float64), name, fn_name, reference="expected")
+
+
+def expect(condition, message: str, **fields) -> None:
+    """A test cell's own check, for what the numpy-only checks cannot look at (exercise
+    6's Keras models): unless ``condition`` holds, an ``AssertionError`` whose text is
+    ``message`` (a ``str.format`` template, which ``tools.i18n`` extracts from the test
+    cells into the catalog of the grader's messages) filled with ``fields``, in the
+    language of the checks' messages."""
+    if not condition:
+        raise AssertionError(language.render(message, fields))
 
 
 def check_loss_value(got, expected: float, fn_name: str, batch_size: int,
                      mistakes: Sequence[tuple[str, Callable[[], float]]] = ()) -> float:
     """The student's loss, one finite number equal to ``expected``, or its diagnosis."""
-    loss = as_scalar(got, "the loss", fn_name)
+    loss = as_scalar(got, N_("the loss"), fn_name)
     if np.isclose(loss, expected, rtol=TOLERANCE.rtol, atol=TOLERANCE.atol):
         return loss
     fields = {"fn": fn_name, "got": fmt(loss), "want": fmt(expected)}
@@ -387,7 +403,8 @@ def check_loss_value(got, expected: float, fn_name: str, batch_size: int,
         raise diagnose("loss-wrong-sign", **fields)
     factor = factor_id(ratio, batch_size) if ratio is not None and ratio > 0 else ""
     if factor and factor != "constant-factor":
-        raise diagnose(factor, what=f"{fn_name}: the loss {fmt(loss)}",
-                       reference=f"the right value {fmt(expected)}", factor=fmt(ratio), sign="",
-                       n=batch_size)
-    raise diagnose("wrong-loss", ratio=f", a factor of {fmt(ratio)}" if factor else "", **fields)
+        raise diagnose(factor, what=text("{fn}: the loss {loss}", fn=fn_name, loss=fmt(loss)),
+                       reference=text("the right value {value}", value=fmt(expected)),
+                       factor=fmt(ratio), sign="", n=batch_size)
+    raise diagnose("wrong-loss", ratio=text(", a factor of {factor}", factor=fmt(ratio))
+                   if factor else "", **fields)

@@ -27,6 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from bpgrade import language
+from bpgrade.language import N_
+
 __all__ = ["CATALOGUE", "Diagnosis", "Entry", "diagnose", "where"]
 
 
@@ -58,11 +61,14 @@ class Diagnosis(AssertionError):
 
 
 def diagnose(id: str, **fields) -> Diagnosis:  # noqa: A002
-    """The :class:`Diagnosis` ``id`` with its catalogue message filled in with ``fields``."""
+    """The :class:`Diagnosis` ``id`` with its catalogue message filled in with ``fields``,
+    in the language of the checks' messages (:func:`bpgrade.language.current`; the
+    template's translation, and each field's that has one: a :class:`~bpgrade.language.Text`
+    or a marked phrase; names and numbers stay as they are)."""
     entry = CATALOGUE[id]
     if entry.kind != "mistake":
         raise ValueError(f"{id} is an outcome, not a diagnosis a check can raise")
-    return Diagnosis(id, entry.message.format(**fields))
+    return Diagnosis(id, language.render(entry.message, fields))
 
 
 _PAGES = {
@@ -80,10 +86,14 @@ _PAGES = {
 }
 
 
-def where(entry: Entry) -> str:
-    """The line that sends the student to the section: ``Read: chapter 4, "…" (url)``."""
+def where(entry: Entry, lang: str | None = None) -> str:
+    """The line that sends the student to the section: ``Read: chapter 4, "…" (url)``; in
+    another language, to the section of that language's edition (``zh_CN/chapters/...``)."""
+    lang = lang or language.current()
     page = _PAGES[entry.url.split("#")[0]]
-    return f'Read: {page}, "{entry.section}" in the course book ({entry.url})'
+    url = entry.url if lang == language.ENGLISH else f"{lang}/{entry.url}"
+    return language.render(N_('Read: {page}, "{section}" in the course book ({url})'),
+                           {"page": page, "section": entry.section, "url": url}, lang)
 
 
 # ----------------------------------------------------------------------------- sections

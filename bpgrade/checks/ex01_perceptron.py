@@ -16,6 +16,7 @@ from bpgrade.checks.compare import (
     unpack,
 )
 from bpgrade.checks.diagnoses import diagnose
+from bpgrade.language import N_, text
 
 __all__ = ["check_perceptron_update", "check_train_perceptron", "reference_perceptron_update"]
 
@@ -54,12 +55,13 @@ def check_perceptron_update(student_fn: Callable, D: int = 3, seed: int = 0) -> 
             check_unchanged({"w": w, "x": x}, {"w": args[0], "x": args[2]}, fn_name)
             want_w, want_b = reference_perceptron_update(w, b, x, y, lr)
             wrong_w, wrong_b = _error_upside_down(w, b, x, y, lr)
-            case = f"(for x={np.round(x, 3).tolist()}, y={y}, w={np.round(w, 3).tolist()}, " \
-                   f"b={b:.3f}, lr={lr})"
-            check_array(got[0], want_w, "the new w", f"{fn_name} {case}", reference="expected",
+            case = text("{fn} (for x={x}, y={y}, w={w}, b={b}, lr={lr})", fn=fn_name,
+                        x=np.round(x, 3).tolist(), y=y, w=np.round(w, 3).tolist(),
+                        b=format(b, ".3f"), lr=lr)
+            check_array(got[0], want_w, N_("the new w"), case, reference="expected",
                         like="w", like_shape=w.shape,
                         mistakes=[("perceptron-error-sign", wrong_w)])
-            check_array(got[1], want_b, "the new b", f"{fn_name} {case}", reference="expected",
+            check_array(got[1], want_b, N_("the new b"), case, reference="expected",
                         mistakes=[("perceptron-error-sign", wrong_b)])
 
 
@@ -74,7 +76,7 @@ def check_train_perceptron(student_fn: Callable, gate: str = "and", max_epochs: 
     classify all four points; on XOR it must run all ``max_epochs`` epochs and
     never reach zero mistakes.
     """
-    fn_name = f"train_perceptron on {gate.upper()}"
+    fn_name = text("train_perceptron on {gate}", gate=gate.upper())
     X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
     table = {"and": [0, 0, 0, 1], "or": [0, 1, 1, 1], "nand": [1, 1, 1, 0], "xor": [0, 1, 1, 0]}
     y = np.array(table[gate])

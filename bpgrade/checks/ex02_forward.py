@@ -16,6 +16,7 @@ from bpgrade.checks.compare import (
     unpack,
 )
 from bpgrade.checks.diagnoses import diagnose
+from bpgrade.language import N_, text
 from bplib import functional as F
 
 __all__ = ["check_forward", "check_linear_forward", "check_relu_forward",
@@ -46,16 +47,17 @@ def check_forward(
     out, _ = reference_fn(*arrays.values())
     first = next(iter(arrays.values()))
     check_array(got_out, out, "out", fn_name, reference="expected",
-                like="the expected output", like_shape=out.shape,
+                like=N_("the expected output"), like_shape=out.shape,
                 batch_size=first.shape[0] if first.ndim else None,
                 mistakes=[(id_, lambda fn=fn: fn(*arrays.values())) for id_, fn in mistakes])
     want = cache_from(arrays, out)
     if len(cache_names) == 1:
         parts = (got_cache,)
     else:
-        parts = unpack(got_cache, cache_names, f"{fn_name}'s cache")
+        parts = unpack(got_cache, cache_names, text("{fn}'s cache", fn=fn_name))
     for cname, got, w in zip(cache_names, parts, want, strict=True):
-        check_array(got, w, f"the cache entry {cname}", fn_name, reference="expected")
+        check_array(got, w, text("the cache entry {name}", name=cname), fn_name,
+                    reference="expected")
 
 
 def check_linear_forward(student_fn: Callable, N: int = 4, D: int = 3, M: int = 5,
@@ -85,7 +87,8 @@ def check_sigmoid_forward(student_fn: Callable, shape: tuple = (4, 5), seed: int
     refuse_reference(student_fn, F.sigmoid_forward, "sigmoid_forward")
     x = scale * rng(seed).standard_normal(shape)
     check_forward(student_fn, F.sigmoid_forward, {"x": x}, "sigmoid_forward", ("out",),
-                  lambda a, out: (out,), describe_inputs=f"inputs as large as {fmt(abs(x).max())}")
+                  lambda a, out: (out,),
+                  describe_inputs=text("inputs as large as {size}", size=fmt(abs(x).max())))
 
 
 # --------------------------------------------------------------------------- a two-layer network

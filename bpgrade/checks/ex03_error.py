@@ -18,6 +18,7 @@ from bpgrade.checks.compare import (
     rng,
     unpack,
 )
+from bpgrade.language import N_, text
 from bplib import functional as F
 from bplib.gradcheck import TOLERANCE, numerical_gradient
 
@@ -51,8 +52,8 @@ def check_loss(
     p_arg, t_arg = pred.copy(), target.copy()
     result = call(student_fn, (p_arg, t_arg), fn_name, describe_inputs)
     got_loss, got_grad = unpack(result, ("loss", grad_name), fn_name)
-    check_unchanged({pred_name: pred, "the targets": target},
-                    {pred_name: p_arg, "the targets": t_arg}, fn_name)
+    check_unchanged({pred_name: pred, N_("the targets"): target},
+                    {pred_name: p_arg, N_("the targets"): t_arg}, fn_name)
     n = pred.shape[0]
     loss, ref_grad = reference_fn(pred, target)
     check_loss_value(got_loss, loss, fn_name, n,
@@ -93,7 +94,8 @@ def check_mse_loss(student_fn: Callable, shape: tuple = (5, 3), seed: int = 0) -
     got = unpack(call(student_fn, (far.copy(), t.copy()), "mse_loss"), ("loss", "dy"),
                  "mse_loss")[1]
     ref = F.mse_loss(far, t)[1]
-    check_derived(got, ref, "dy", "mse_loss", where=" (on predictions 1e4 away from the targets)")
+    check_derived(got, ref, "dy", "mse_loss",
+                  where=N_(" (on predictions 1e4 away from the targets)"))
 
 
 def _ce_problem(seed: int, N: int, C: int, scale: float):
@@ -125,7 +127,8 @@ def check_softmax_cross_entropy(student_fn: Callable, N: int = 5, C: int = 3, se
         "dlogits", "logits",
         loss_mistakes=[("loss-summed", lambda z, y: F.softmax_cross_entropy(z, y)[0] * N)],
         grad_mistakes=[("ce-grad-not-averaged", no_mean), ("ce-onehot-missing", onehot_missing)],
-        describe_inputs=f"logits as large as +-{fmt(np.abs(logits).max())}",
+        describe_inputs=text("logits as large as +-{size}",
+                             size=fmt(np.abs(logits).max())),
         numerical=scale < 100,
     )
 
@@ -146,6 +149,7 @@ def check_binary_cross_entropy(student_fn: Callable, shape: tuple = (6,), seed: 
         "logits",
         loss_mistakes=[("loss-summed", lambda z, t: F.binary_cross_entropy(z, t)[0] * n)],
         grad_mistakes=[("bce-grad-reversed", lambda z, t: (t - F.sigmoid(z)) / n)],
-        describe_inputs=f"logits as large as +-{fmt(np.abs(logits).max())}",
+        describe_inputs=text("logits as large as +-{size}",
+                             size=fmt(np.abs(logits).max())),
         numerical=scale < 100,
     )

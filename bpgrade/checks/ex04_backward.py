@@ -47,6 +47,7 @@ from bpgrade.checks.ex02_forward import (
     two_layer_problem,
     two_layer_scores,
 )
+from bpgrade.language import N_, text
 from bplib import functional as F
 from bplib.gradcheck import TOLERANCE, numerical_gradient
 
@@ -68,7 +69,7 @@ def check_backward(
     *,
     seed: int = 0,
     mistakes: Sequence[Mistake] = (),
-    dout_hint: str = "work on a copy or build a new array instead",
+    dout_hint: str = N_("work on a copy or build a new array instead"),
     backward_fn: Callable | None = None,
 ) -> None:
     """Check a backward function ``student_fn(dout, cache)`` against numerical gradients.
@@ -115,7 +116,7 @@ def _check_derived_backward(grads, backward_fn, forward_fn, arrays: dict, dout: 
                             grad_names: Sequence[str], fn_name: str, where: str = "") -> None:
     """Each of the student's ``grads`` against ``backward_fn`` on the grader's own copies."""
     _, cache = forward_fn(*(a.copy() for a in arrays.values()))
-    reference = unpack(backward_fn(dout.copy(), cache), grad_names, "the reference")
+    reference = unpack(backward_fn(dout.copy(), cache), grad_names, N_("the reference"))
     for gname, got, ref in zip(grad_names, grads, reference, strict=True):
         check_derived(got, ref, gname, fn_name, where=where)
 
@@ -144,7 +145,7 @@ def check_linear_backward(student_fn: Callable, N: int = 4, D: int = 3, M: int =
     grads = unpack(call(student_fn, (dout.copy(), cache), "linear_backward"), names,
                    "linear_backward")
     _check_derived_backward(grads, F.linear_backward, F.linear_forward, inputs, dout, names,
-                            "linear_backward", where=" (on a layer whose bias is about 1e6)")
+                            "linear_backward", where=N_(" (on a layer whose bias is about 1e6)"))
 
 
 def check_relu_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int = 0) -> None:
@@ -155,7 +156,7 @@ def check_relu_backward(student_fn: Callable, shape: tuple = (4, 5), seed: int =
                 ("dx", "relu-mask-from-dout", lambda d, x: d * (d > 0))]
     check_backward(student_fn, F.relu_forward, {"x": x}, ("dx",), "relu_backward", seed=seed,
                    mistakes=mistakes,
-                   dout_hint="`dout[x <= 0] = 0` writes into dout; use `dout * (x > 0)`",
+                   dout_hint=N_("`dout[x <= 0] = 0` writes into dout; use `dout * (x > 0)`"),
                    backward_fn=F.relu_backward)
     _check_relu_near_kink(student_fn, shape, seed)
 
@@ -178,7 +179,8 @@ def _check_relu_near_kink(student_fn: Callable, shape: tuple, seed: int) -> None
     got = as_float(got, "dx", fn_name)
     want = F.relu_backward(dout, x)
     if got.shape != want.shape:
-        raise shape_diagnosis(f"{fn_name}: dx", got, want.shape, "x", shape)
+        raise shape_diagnosis(text("{fn}: {name}", fn=fn_name, name="dx"), got, want.shape, "x",
+                              shape)
     if derived_close(got, want):
         return
     off = got != want
@@ -188,8 +190,8 @@ def _check_relu_near_kink(student_fn: Callable, shape: tuple, seed: int) -> None
     pick = np.where(off & (x != 0), np.abs(got - want), -1.0) if (off & (x != 0)).any() \
         else np.abs(got - want)
     i = tuple(int(k) for k in np.unravel_index(int(np.argmax(pick)), shape))
-    right = (f"dout = {fmt(dout[i])}, since x > 0" if x[i] > 0 else
-             "0, since x < 0" if x[i] < 0 else "0, which the exercise takes it to be at 0")
+    right = (text("dout = {dout}, since x > 0", dout=fmt(dout[i])) if x[i] > 0 else
+             N_("0, since x < 0") if x[i] < 0 else N_("0, which the exercise takes it to be at 0"))
     raise diagnose("looks-numerical-at-kink", fn=fn_name, x=f"{x[i]:.1e}", got=fmt(got[i]),
                    right=right)
 

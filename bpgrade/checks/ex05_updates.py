@@ -17,6 +17,7 @@ from bpgrade.checks.compare import (
     unpack,
 )
 from bpgrade.checks.diagnoses import Diagnosis, diagnose
+from bpgrade.language import text
 from bplib import optim
 
 __all__ = ["check_sgd_momentum_update", "check_adam_update"]
@@ -41,11 +42,12 @@ def _update_check(student_fn, reference_fn, state: dict, hyper: dict, out_names,
         _name_a_mistake_that_makes_nan(student_fn, saved, hyper, out_names, fn_name, wrong)
         raise
     got = unpack(result, out_names, fn_name)
-    check_unchanged(saved, args, fn_name, {k: f"return a new array, e.g. {k} = {k} - ..."
-                                           for k in saved})
+    check_unchanged(saved, args, fn_name,
+                    {k: text("return a new array, e.g. {k} = {k} - ...", k=k) for k in saved})
     want = reference_fn(*(v.copy() for v in saved.values()), *hyper.values())
     for i, (name, g, w) in enumerate(zip(out_names, got, want, strict=True)):
-        check_array(g, w, f"the new {name}", fn_name, like=name, like_shape=saved["w"].shape,
+        check_array(g, w, text("the new {name}", name=name), fn_name, like=name,
+                    like_shape=saved["w"].shape,
                     reference="expected",
                     mistakes=[(id_, lambda fn=fn, i=i: fn()[i]) for id_, fn in wrong])
 
@@ -63,7 +65,8 @@ def _name_a_mistake_that_makes_nan(student_fn, saved, hyper, out_names, fn_name,
             results = [np.asarray(r, dtype=np.float64) for r in fn()]
             if all(g.shape == r.shape and np.array_equal(np.isnan(g), np.isnan(r)) and
                    np.allclose(g, r, equal_nan=True) for g, r in zip(got, results, strict=True)):
-                raise diagnose(id_, what=f"{fn_name}: the new {out_names[0]}")
+                raise diagnose(id_, what=text("{fn}: {name}", fn=fn_name,
+                                              name=text("the new {name}", name=out_names[0])))
 
 
 def check_sgd_momentum_update(student_fn: Callable, shape: tuple = (3, 4), seed: int = 0,
@@ -129,6 +132,6 @@ def check_adam_update(student_fn: Callable, shape: tuple = (3, 4), seed: int = 0
     for t in range(1, steps + 1):
         dw = gen.standard_normal(shape)
         _update_check(student_fn, optim.adam_update, {"w": w, "dw": dw, "m": m, "v": v},
-                      {"t": t, **hyper}, ("w", "m", "v"), f"adam_update (at step t={t})",
+                      {"t": t, **hyper}, ("w", "m", "v"), text("adam_update (at step t={t})", t=t),
                       mistakes)
         w, m, v = optim.adam_update(w, dw, m, v, t, *hyper.values())

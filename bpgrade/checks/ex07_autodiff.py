@@ -18,6 +18,7 @@ import numpy as np
 
 from bpgrade.checks.compare import describe, fmt, rng, strict_floats
 from bpgrade.checks.diagnoses import diagnose
+from bpgrade.language import N_, text
 from bplib.gradcheck import TOLERANCE, grad_close, numerical_gradient
 
 __all__ = ["check_value_add", "check_value_mul", "check_value_pow", "check_value_tanh",
@@ -194,7 +195,7 @@ def _refuse_bplib_value(V, fn_name: str) -> None:
     from bplib import autodiff
 
     if V is autodiff.Value or (isinstance(V, type) and issubclass(V, autodiff.Value)):
-        raise diagnose("reference-used", fn=fn_name, what="Value (bplib.autodiff.Value)")
+        raise diagnose("reference-used", fn=fn_name, what=N_("Value (bplib.autodiff.Value)"))
 
 
 def _compare_graph(got, leaves, program, fn_name: str, what: str, backward: bool = False) -> None:
@@ -262,8 +263,9 @@ def _probe(V, op: str, seed: int) -> None:
             raise diagnose("relu-blocks-positive")
         if near(local * g):
             raise diagnose("value-grad-overwritten", fn=fn_name,
-                           context=f"{name}.grad lost the gradient it already had "
-                                   f"({fmt(start)} before, {fmt(got)} after); ")
+                           context=text("{name}.grad lost the gradient it already had "
+                                        "({before} before, {after} after); ", name=name,
+                                        before=fmt(start), after=fmt(got)))
         if near(start):
             raise diagnose("value-grad-unchanged", fn=fn_name, name=name)
         if near(start + local):
@@ -288,7 +290,7 @@ def _fan_out(V, op: str, seed: int) -> None:
         out.grad = 1.0
         out._backward()
         want = 2.0 if op == "add" else 2 * x
-        what = f"a {'+' if op == 'add' else '*'} a"
+        what = "a + a" if op == "add" else "a * a"
     else:
         program = [(op, (0, 2) if op == "pow" else (0,)), (op, (0, 3) if op == "pow" else (0,))]
         nodes = _build(V, [x], program, op)
@@ -298,7 +300,7 @@ def _fan_out(V, op: str, seed: int) -> None:
             node._backward()
         locals_ = [_local_grads(o, ar, [x], _op_float(o, ar, [x]))[0][1] for o, ar in program]
         want = sum(locals_)
-        what = f"two {fn_name} nodes of the same a"
+        what = text("two {fn} nodes of the same a", fn=fn_name)
     got = _grads_of([a], 1, fn_name)[0]
     if np.isclose(got, want, rtol=1e-9, atol=1e-12):
         return
@@ -324,13 +326,13 @@ def _check_value_op(V, op: str, seed: int, graphs: int) -> None:
             nodes = _build(V, leaves, program, op)
             _grader_backward(nodes[-1])
             _compare_graph(_grads_of(nodes, len(leaves), fn_name), leaves, program, fn_name,
-                           f"a random graph (seed {seed}.{k})")
+                           text("a random graph (seed {seed}.{k})", seed=seed, k=k))
         if op in ("add", "mul", "tanh", "relu"):
             leaves, program = _mlp_program(rng(seed + 7), act="relu" if op == "relu" else "tanh")
             nodes = _build(V, leaves, program, op)
             _grader_backward(nodes[-1])
             _compare_graph(_grads_of(nodes, len(leaves), fn_name), leaves, program, fn_name,
-                           "a small MLP made of Values")
+                           N_("a small MLP made of Values"))
 
 
 def check_value_add(V, seed: int = 0, graphs: int = 1) -> None:
@@ -380,21 +382,21 @@ def check_value_backward(V, seed: int = 0, graphs: int = 1, depth: int = 200) ->
     # u = tanh(x), w = tanh(u), out = u + w: u is used by out and by w, so its _backward
     # must wait for w's (a breadth-first walk from out runs it first)
     problems = [([0.4], [("tanh", (0,)), ("tanh", (1,)), ("add", (1, 2))],
-                 "out = u + tanh(u) with u = tanh(x)")]
+                 N_("out = u + tanh(u) with u = tanh(x)"))]
     for k in range(graphs + 1):
         gen = rng(2000 * seed + k)
         if k == graphs:
             leaves, program = _mlp_program(gen)
-            what = "a small MLP made of Values"
+            what = N_("a small MLP made of Values")
         else:
             leaves, program = _random_program(gen, 3, 14, "add", share=0.3)
-            what = f"a random graph (seed {seed}.{k})"
+            what = text("a random graph (seed {seed}.{k})", seed=seed, k=k)
         problems.append((leaves, program, what))
     # a chain: x -> tanh -> ... -> tanh, each step also reusing x (so x fans out `depth` times)
     chain = [("mul", (0, 0))]
     for _ in range(depth):
         chain += [("tanh", (len(chain),)), ("add", (len(chain) + 1, 0))]
-    problems.append(([0.3], chain, f"a chain of {len(chain)} nodes"))
+    problems.append(([0.3], chain, text("a chain of {n} nodes", n=len(chain))))
     for leaves, program, what in problems:
         record: list = []
         nodes = _build(V, leaves, program, None, record)
