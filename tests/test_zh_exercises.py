@@ -48,8 +48,11 @@ def _without_language_cell(nb) -> list:
 
 def han_fraction(text: str) -> float:
     """Chinese characters over the letters and Chinese characters of ``text``, once names
-    and numbers are set aside (identifiers, code in backticks, math, numbers)."""
+    and numbers are set aside (identifiers, code in backticks, math, numbers, and a
+    program's own output quoted in Latin letters, “overflow encountered in exp”, links)."""
     rest = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.S)
+    rest = re.sub(r"“[^“”\u4e00-\u9fff]*”", " ", rest)  # program output quoted as it is
+    rest = re.sub(r"[\w./-]+\.html(?:#[\w-]+)?", " ", rest)  # a link into the book
     rest = re.sub(r"`[^`]*`|\$[^$]*\$|[A-Za-z_][A-Za-z0-9_.]*\(|\b\w*_\w*\b|[0-9.eE+-]+",
                   " ", rest)
     han = len(HAN.findall(rest))
@@ -261,3 +264,97 @@ def test_the_grader_gives_the_kernel_the_language_of_the_assignment(tmp_path, mo
                  "nbgrader": {"assignment": assignment, "notebook": assignment}})
         seen[assignment] = nb.cells[0].outputs[0].text.strip()
     assert seen == {"ex04_backward": "en", "ex04_backward_zh": "zh_CN"}
+
+
+# ------------------------------------------------------------------ the checks' messages
+
+NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+SHAPE = re.compile(r"\((?:\d+, )*\d*,?\)")
+NAME = re.compile(r"\b[A-Za-z_]\w*_\w*\b|\b[A-Za-z]+\d\w*\b")
+
+
+def same_facts(english: str, chinese: str) -> list[str]:
+    """What differs between the names, numbers and shapes of two messages (empty if
+    nothing): the Chinese must say the same things about the same objects."""
+    out = []
+    for kind, pattern in (("numbers", NUMBER), ("shapes", SHAPE), ("names", NAME)):
+        en = sorted(pattern.findall(english.replace("zh_CN/", "")))
+        zh = sorted(pattern.findall(chinese.replace("zh_CN/", "")))
+        if en != zh:
+            out.append(f"{kind}: {en} in English, {zh} in Chinese")
+    return out
+
+
+def test_every_message_the_code_can_give_has_a_chinese_translation(tmp_path):
+    """Derived from the code (the catalogue, every N_()/text() of bpgrade, the test cells'
+    names and expect() messages), not a list: bpgrade.po translates all of it, by the
+    rules, and the compiled table the wheel ships is up to date."""
+    found = i18n.bpgrade_problems(pot_dir=tmp_path / "pot")
+    assert not found, "\n".join(found[:40])
+    assert len(language.table("zh_CN")) > 250
+
+
+def test_a_new_message_in_the_code_is_reported_untranslated(tmp_path):
+    import shutil
+
+    root = tmp_path / "course"
+    shutil.copytree(ROOT / "bpgrade", root / "bpgrade",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "bpgrade" / "new.py").write_text(
+        'from bpgrade.language import N_\n\nWORDS = N_("a message nobody has translated")\n')
+    found = i18n.bpgrade_problems(root=root, pot_dir=tmp_path / "pot")
+    assert found == ["../course/bpgrade/new.py:3: untranslated: "
+                     "'a message nobody has translated'"], found
+
+
+def _fields(template: str) -> dict[str, str]:
+    names = [m.split("!")[0].split(":")[0].strip("{}")
+             for m in i18n.PLACEHOLDER.findall(template)]
+    return {name: f" v{i}_{name} " for i, name in enumerate(dict.fromkeys(names))}
+
+
+def test_every_diagnosis_reads_in_chinese_with_the_same_names_and_numbers():
+    from bpgrade.checks import diagnoses as D
+
+    for entry in D.CATALOGUE.values():
+        fields = _fields(entry.message)
+        english = language.render(entry.message, fields, language.ENGLISH)
+        chinese = language.render(entry.message, fields, "zh_CN")
+        assert not same_facts(english, chinese), (entry.id, same_facts(english, chinese))
+        assert han_fraction(chinese) >= 0.3, (entry.id, chinese)
+        where = D.where(entry, "zh_CN")
+        assert f"（zh_CN/{entry.url}）" in where and han_fraction(where) >= 0.3, where
+
+
+def _zh_sample_runs():
+    from test_diagnoses import ASSIGNMENTS as SAMPLED
+
+    for assignment in SAMPLED:
+        for path in sorted((ROOT / "tools" / "samples" / assignment).glob("*.py")):
+            yield pytest.param(assignment, path.stem, id=f"{assignment}/{path.stem}")
+
+
+@pytest.mark.parametrize(("assignment", "stem"), list(_zh_sample_runs()))
+def test_each_sample_fails_in_chinese_as_in_english(assignment, stem, monkeypatch):
+    """Every sample mistake, in its Chinese notebook with the Chinese messages and in its
+    English one: the same diagnosis, the same names, numbers and shapes, Chinese words."""
+    from test_diagnoses import run_test_cell
+
+    from tools import samples as S
+
+    raised = {}
+    for lang, name in ((language.ENGLISH, assignment), ("zh_CN", f"{assignment}_zh")):
+        monkeypatch.setenv(language.ENV, lang)
+        source, release = _nb("solutions", name), _nb("exercises", name)
+        student = "wrong_" + stem.replace("--", "_").replace("-", "_")
+        [(nb, expected)] = [(nb, e) for nb, e in S.variants(source, release, assignment)
+                            if e.student == student]
+        raised[lang] = run_test_cell(nb, S.test_cells(source), f"test_{expected.function}")
+    english, chinese = str(raised[language.ENGLISH]), str(raised["zh_CN"])
+    assert getattr(raised["zh_CN"], "id", None) == getattr(raised[language.ENGLISH], "id")
+    assert english.splitlines()[-1] == chinese.splitlines()[-1]  # [diagnosis: <id>]
+    # the message (the lines above the section's and the id's) says the same things
+    message = "\n".join(chinese.splitlines()[:-2])
+    assert not same_facts("\n".join(english.splitlines()[:-2]), message), (english, chinese)
+    assert han_fraction(message) >= 0.3, chinese
+    assert chinese.splitlines()[-2].endswith(f"（zh_CN/{raised['zh_CN'].url}）"), chinese
