@@ -301,3 +301,72 @@ def test_a_cell_that_raises_fails(student_venv, tmp_path):
     assert re.search(r"ERROR +cell \d+ \(your own cell\) raised ValueError: my experiment "
                      r"broke", proc.stdout), proc.stdout
     assert all(line.split()[0] == "ok" for line in _lines(proc).values())
+
+
+# ------------------------------------------------------------- the Chinese notebook (issue 22)
+
+RELEASE_ZH = ROOT / "exercises" / f"{ASSIGNMENT}_zh" / f"{ASSIGNMENT}_zh.ipynb"
+SOURCE_ZH = ROOT / "solutions" / f"{ASSIGNMENT}_zh" / f"{ASSIGNMENT}_zh.ipynb"
+
+
+def _with_answers(source: Path, release: Path, wrong_sigmoid: bool = False):
+    answers = {_meta(c)["grade_id"]: "\n".join(
+        line for line in c.source.split("\n") if "SOLUTION" not in line)
+        for c in nbformat.read(source, as_version=4).cells if _meta(c).get("solution")}
+    if wrong_sigmoid:
+        answers["sigmoid_backward"] = ("def sigmoid_backward(dout, cache):\n"
+                                       "    s = 1.0 / (1.0 + np.exp(-cache))\n"
+                                       "    return dout * s * (1.0 - s)\n")
+    nb = nbformat.read(release, as_version=4)
+    for cell in nb.cells:
+        if _meta(cell).get("solution"):
+            cell.source = answers[_meta(cell)["grade_id"]]
+    return nb
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_the_chinese_messages():
+    table = zipfile.ZipFile(WHEEL).read("bpgrade/locale/zh_CN.json")
+    assert table == (ROOT / "bpgrade" / "locale" / "zh_CN.json").read_bytes(), \
+        "the wheel is stale: run `make book`"
+
+
+@pytest.mark.slow
+def test_a_chinese_notebook_is_checked_in_chinese_with_the_english_verdicts(student_venv,
+                                                                           tmp_path):
+    """Blank, correct and with one wrong function, in a fresh venv with only the wheel: the
+    Chinese notebook gets the English notebook's exit status, points and verdict per
+    function, and its report and the checks' messages in Chinese, with the same numbers."""
+    from test_zh_exercises import han_fraction, same_facts
+
+    runs = {}
+    for lang, source, release, name in (("en", SOURCE, RELEASE, ASSIGNMENT),
+                                        ("zh", SOURCE_ZH, RELEASE_ZH, f"{ASSIGNMENT}_zh")):
+        for case in ("blank", "correct", "wrong"):
+            nb = (nbformat.read(release, as_version=4) if case == "blank" else
+                  _with_answers(source, release, wrong_sigmoid=case == "wrong"))
+            folder = tmp_path / lang / case
+            folder.mkdir(parents=True)
+            nbformat.write(nb, folder / f"{name}.ipynb")
+            runs[lang, case] = subprocess.run(
+                [str(student_venv), "-m", "bpgrade", "check", f"{name}.ipynb"], cwd=folder,
+                capture_output=True, text=True, timeout=600, env=_env())
+    for case in ("blank", "correct", "wrong"):
+        en, zh = runs["en", case], runs["zh", case]
+        assert zh.returncode == en.returncode == (0 if case == "correct" else 1), zh.stdout
+        en_lines, zh_lines = en.stdout.splitlines(), zh.stdout.splitlines()
+        assert len(zh_lines) == len(en_lines), zh.stdout
+        for e, z in zip(en_lines[1:], zh_lines[1:], strict=True):
+            words = e.split()
+            if words and words[0] in ("ok", "FAIL") and words[1] in FUNCTIONS:
+                assert z.split()[:3] == [{"ok": "通过", "FAIL": "未通过"}[words[0]],
+                                         words[1], words[2]], (e, z)
+            # the Chinese notebook has one cell more (its language cell) above the others
+            assert not same_facts(re.sub(r"cell \d+", "cell", e),
+                                  re.sub(r"第 \d+ 个单元格", "cell", z)), (e, z)
+            assert han_fraction(z) >= 0.3, z
+    wrong = next(line for line in runs["zh", "wrong"].stdout.splitlines()
+                 if "sigmoid_backward" in line)
+    assert "它正是把缓存当作 x 时得到的结果" in wrong, wrong
+    assert "未通过：提交之前，请先改正上面列出的问题" in runs["zh", "wrong"].stdout
+    assert "通过：每个可见测试都通过了" in runs["zh", "correct"].stdout

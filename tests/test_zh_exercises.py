@@ -351,7 +351,7 @@ def test_each_sample_fails_in_chinese_as_in_english(assignment, stem, monkeypatc
                             if e.student == student]
         raised[lang] = run_test_cell(nb, S.test_cells(source), f"test_{expected.function}")
     english, chinese = str(raised[language.ENGLISH]), str(raised["zh_CN"])
-    assert getattr(raised["zh_CN"], "id", None) == getattr(raised[language.ENGLISH], "id")
+    assert getattr(raised["zh_CN"], "id", None) == raised[language.ENGLISH].id
     assert english.splitlines()[-1] == chinese.splitlines()[-1]  # [diagnosis: <id>]
     # the message (the lines above the section's and the id's) says the same things
     message = "\n".join(chinese.splitlines()[:-2])
