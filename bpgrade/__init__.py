@@ -10,6 +10,9 @@ module                      what it does                                      ne
 ==========================  ================================================  ============
 ``bpgrade.checks``          the diagnosing checks that exercise test cells    numpy
                             call (``from bpgrade.checks import ...``)
+``bpgrade.language``        the language of an exercise and of the messages   stdlib
+                            (``BPGRADE_LANG``, ``_zh`` assignments), the
+                            compiled tables ``locale/<language>.json``
 ``bpgrade.kernel``          the sandboxed kernel: limits, bubblewrap,         stdlib
                             kernel spec
 ``bpgrade.integrity``       the AST check of student cells                    stdlib

@@ -282,3 +282,32 @@ def test_every_sample_scores_the_same_in_chinese_as_in_english_cell_by_cell(cour
         for student in students:
             assert course.grades[(zh, student)] == course.grades[(en, student)], (zh, student)
     assert grade_demo.language_mismatches(course) == []
+
+
+@pytest.mark.slow
+def test_each_chinese_failure_says_in_chinese_what_the_english_one_says(course):
+    """Every test cell a sample fails with a diagnosis: in the Chinese autograded notebook
+    the same diagnosis, its message in Chinese (Han fraction of the words at least 0.3)
+    with the same names, numbers and shapes as the English one."""
+    from test_zh_exercises import han_fraction, same_facts
+
+    checked = 0
+    for e in course.expected:
+        base = language.base_assignment(e.assignment)
+        if base == e.assignment:
+            continue
+        zh_cells = _autograded(course, e.assignment, e.student)
+        en_cells = _autograded(course, base, e.student)
+        for gid in sorted(e.failing):
+            zh = [o for o in zh_cells[gid].outputs if o.output_type == "error"]
+            en = [o for o in en_cells[gid].outputs if o.output_type == "error"]
+            assert zh and en and zh[0].ename == en[0].ename, (e.assignment, e.student, gid)
+            if en[0].ename != "Diagnosis":
+                continue  # Python's own error (a stub's NotImplementedError, a timeout)
+            en_lines, zh_lines = en[0].evalue.splitlines(), zh[0].evalue.splitlines()
+            assert zh_lines[-1] == en_lines[-1], (e.student, gid)  # [diagnosis: <id>]
+            message = "\n".join(zh_lines[:-2])
+            assert not same_facts("\n".join(en_lines[:-2]), message), (e.student, gid, message)
+            assert han_fraction(message) >= 0.3, (e.student, gid, message)
+            checked += 1
+    assert checked >= 40, checked
