@@ -370,3 +370,36 @@ def test_a_chinese_notebook_is_checked_in_chinese_with_the_english_verdicts(stud
     assert "它正是把缓存当作 x 时得到的结果" in wrong, wrong
     assert "未通过：提交之前，请先改正上面列出的问题" in runs["zh", "wrong"].stdout
     assert "通过：每个可见测试都通过了" in runs["zh", "correct"].stdout
+
+
+@pytest.mark.slow
+def test_a_chinese_notebook_speaks_chinese_in_any_jupyter_by_its_own_language_cell(
+        student_venv, tmp_path):
+    """Run as Colab or a student's own Jupyter would run it: cell by cell in a plain kernel
+    of the student's venv, nobody setting BPGRADE_LANG. The notebook's language cell makes
+    its checks answer in Chinese; without that cell they answer in English."""
+    from test_zh_exercises import han_fraction
+
+    script = (
+        "import json, sys, nbformat\n"
+        "from nbclient import NotebookClient\n"
+        "nb = nbformat.read(sys.argv[1], as_version=4)\n"
+        "NotebookClient(nb, allow_errors=True, timeout=120, kernel_name='python3').execute()\n"
+        "print(json.dumps([o.get('evalue', '') for c in nb.cells if c.cell_type == 'code'\n"
+        "                  for o in c.get('outputs', []) if o.get('output_type') == 'error']))\n")
+    env = {k: v for k, v in _env().items() if k != "BPGRADE_LANG"}
+    messages = {}
+    for with_cell in (True, False):
+        nb = _with_answers(SOURCE_ZH, RELEASE_ZH, wrong_sigmoid=True)
+        if not with_cell:
+            nb.cells = [c for c in nb.cells if _meta(c).get("grade_id") != "language"]
+        path = tmp_path / f"{with_cell}" / f"{ASSIGNMENT}_zh.ipynb"
+        path.parent.mkdir()
+        nbformat.write(nb, path)
+        run = subprocess.run([str(student_venv), "-c", script, path.name], cwd=path.parent,
+                             capture_output=True, text=True, timeout=600, env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        [messages[with_cell]] = json.loads(run.stdout)  # the wrong sigmoid_backward's only
+    assert "它正是把缓存当作 x 时得到的结果" in messages[True]
+    assert han_fraction(messages[True].splitlines()[0]) >= 0.3, messages[True]
+    assert "it matches what you get if you treat the cache as x" in messages[False]
