@@ -34,6 +34,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import language
+from .language import N_, text
+
 KERNEL_NAME = "bpgrade-sandbox"
 ENV_ROOT = "BPGRADE_COURSE_ROOT"
 ENV_MEMORY = "BPGRADE_SANDBOX_MEMORY"
@@ -135,17 +138,20 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def budget_messages(limits: Limits) -> dict[str, str]:
-    """The one-line reasons a student reads when the kernel reaches a whole-sandbox limit."""
-    return {
-        "memory": (f"your code used more than {_size(limits.memory_budget)} in total across "
-                   "its processes (the sandbox's memory budget): the system killed one of "
-                   "them"),
-        "tasks": (f"your code started more than {limits.max_tasks} processes/threads (the "
-                  "sandbox's limit; the next one was refused: Resource temporarily "
-                  "unavailable)"),
-        "tmp": f"/tmp is full: the sandbox's /tmp holds at most {_size(limits.tmp_size)}",
+def budget_messages(limits: Limits, lang: str = language.ENGLISH) -> dict[str, str]:
+    """The one-line reasons a student reads when the kernel reaches a whole-sandbox limit,
+    in ``lang`` (the language of the notebook's checks)."""
+    reasons = {
+        "memory": text("your code used more than {size} in total across its processes (the "
+                       "sandbox's memory budget): the system killed one of them",
+                       size=_size(limits.memory_budget)),
+        "tasks": text("your code started more than {n} processes/threads (the sandbox's "
+                      "limit; the next one was refused: Resource temporarily unavailable)",
+                      n=limits.max_tasks),
+        "tmp": text("/tmp is full: the sandbox's /tmp holds at most {size}",
+                    size=_size(limits.tmp_size)),
     }
+    return {key: language.render(reason, None, lang) for key, reason in reasons.items()}
 
 
 def _cgroup_mounts() -> dict[str, tuple[Path, str]]:
@@ -800,24 +806,28 @@ def _relay(stream, cap: int) -> None:
                 out.flush()
 
 
-def death_reason(status: int | None, limits: Limits, events: dict | None = None) -> str:
+def death_reason(status: int | None, limits: Limits, events: dict | None = None,
+                 lang: str = language.ENGLISH) -> str:
     """Words for a kernel's exit status, as :func:`run_kernel` returns it, and for what
-    its cgroup reached (``events``, :meth:`Cgroup.events`) by then."""
+    its cgroup reached (``events``, :meth:`Cgroup.events`) by then, in ``lang``."""
     events = events or {}
     if events.get("oom_kill"):
-        return budget_messages(limits)["memory"]
+        return budget_messages(limits, lang)["memory"]
+    if events.get("tasks_max") and status is not None and status <= 128:
+        return budget_messages(limits, lang)["tasks"]
     if status is None:
-        return "the kernel stopped answering"
-    if status == 128 + signal.SIGXCPU:
-        return f"the kernel used more than its CPU time limit ({limits.cpu} s)"
-    if status == 128 + signal.SIGKILL:
-        return (f"the kernel was killed (CPU limit of {limits.cpu} s, or memory limit of "
-                f"{limits.memory / GIB:g} GiB)")
-    if status > 128:
-        return f"the kernel was killed by signal {status - 128}"
-    if events.get("tasks_max"):
-        return budget_messages(limits)["tasks"]
-    return f"the kernel exited with status {status} (os._exit, sys.exit or a crash?)"
+        reason = N_("the kernel stopped answering")
+    elif status == 128 + signal.SIGXCPU:
+        reason = text("the kernel used more than its CPU time limit ({cpu} s)", cpu=limits.cpu)
+    elif status == 128 + signal.SIGKILL:
+        reason = text("the kernel was killed (CPU limit of {cpu} s, or memory limit of "
+                      "{memory} GiB)", cpu=limits.cpu, memory=format(limits.memory / GIB, "g"))
+    elif status > 128:
+        reason = text("the kernel was killed by signal {signal}", signal=status - 128)
+    else:
+        reason = text("the kernel exited with status {status} (os._exit, sys.exit or a "
+                      "crash?)", status=status)
+    return language.render(reason, None, lang)
 
 
 # ---------------------------------------------------------------------------- kernel spec
