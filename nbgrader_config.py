@@ -72,6 +72,11 @@ c.HTMLExporter.extra_template_basedirs = [
                  "templates"),
 ]
 c.HTMLExporter.filters = {"offline_mathjax": "bpgrade.lms.offline_mathjax"}
+# ...and says its words in the assignment's language (bpgrade/templates/feedback/index.html.j2:
+# nbgrader's page with its labels through these filters; ex04_backward_zh's in Chinese).
+c.HTMLExporter.filters = {**c.HTMLExporter.filters,
+                          "words": "bpgrade.language.feedback_words",
+                          "feedback_lang": "bpgrade.language.feedback_lang"}
 
 # --- Due dates and late penalties ---------------------------------------------
 # Due dates live in the gradebook: `nbgrader db assignment add ex04_backward

@@ -183,3 +183,24 @@ def tidy(message: str, language: str = "zh_CN") -> str:
     m = re.sub(rf" +(?=[{_FULL_OPEN}{_FULL_CLOSE}])|(?<=[{_FULL_OPEN}{_FULL_CLOSE}]) +", "", m)
     m = re.sub(rf"(?<=[{_HAN}])(?=[A-Za-z0-9`'\"(\[{{<=+\-*/])", " ", m)
     return re.sub(rf"(?<=[A-Za-z0-9`'\")\]}}>%])(?=[{_HAN}])", " ", m)
+
+
+# ------------------------------------------------------------------------ feedback pages
+
+
+def feedback_language(resources) -> str:
+    """The language of a feedback page: its assignment's (``resources["nbgrader"]``, as
+    nbgrader gives it to the exporter), English when there is none."""
+    info = (resources or {}).get("nbgrader") or {}
+    return of_assignment(str(info.get("assignment") or info.get("notebook") or ""))
+
+
+def feedback_words(message: str, resources, **fields) -> str:
+    """The ``words`` filter of the feedback template (``bpgrade/templates/feedback``):
+    ``message`` (a ``str.format`` template) filled with ``fields``, in the page's language."""
+    return render(message, fields or None, feedback_language(resources))
+
+
+def feedback_lang(resources) -> str:
+    """The feedback page's ``lang`` attribute: ``en``, ``zh-CN``."""
+    return feedback_language(resources).replace("_", "-")

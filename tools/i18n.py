@@ -113,9 +113,9 @@ def extract() -> int:
 def _is_docstring_only(message) -> bool:
     # babel splits "bplib/x.py:docstring of bplib.x.f" into ("../../bplib/x.py:docstring",
     # None), ("of", None), ...: a message of a page has a location in a .md file.
-    # The grader's own messages (bpgrade.pot) are located in .py files, with their lines.
+    # The grader's own messages (bpgrade.pot) are located in .py and .j2 files, with lines.
     return bool(message.locations) and not any(
-        str(path).endswith((".md", ".py")) for path, _ in message.locations)
+        str(path).endswith((".md", ".py", ".j2")) for path, _ in message.locations)
 
 
 def read_catalog(path: Path):
@@ -1017,7 +1017,8 @@ def exercise_problems(docname: str | None = None, *, root: Path = ROOT,
 # message of every diagnosis (bpgrade.checks.diagnoses.CATALOGUE), the names of the book's
 # pages it links, every text marked in bpgrade's code (N_("...") and text("...", ...) of
 # bpgrade.language), the names the exercises' test cells give the checks ("the new w") and
-# the messages of their own checks (expect(condition, "...", ...)),
+# the messages of their own checks (expect(condition, "...", ...)), the labels of the
+# feedback page ("..." | words in bpgrade/templates),
 # and the titles of the sections the diagnoses link that their page's catalog does not
 # hold verbatim. All of it is found in the code, never listed by hand. Compiled into
 # bpgrade/locale/<language>.json, which the wheel ships (numpy-only students read it with
@@ -1115,6 +1116,10 @@ def bpgrade_template(root: Path = ROOT, pot_dir: Path = BPGRADE_POT):
                 if PLACEHOLDER.search(message) else "")
     for label, md, line in _test_cell_labels(root):
         add(label, md, line, "a name a test cell gives a check")
+    for path in sorted((root / "bpgrade" / "templates").rglob("*.j2")):
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for label in re.findall(r'"([^"]+)" \| words\b', line):
+                add(label, path, i, "a label of the feedback page")
     return template
 
 
