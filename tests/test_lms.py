@@ -48,7 +48,7 @@ STUDENTS = {  # id: (first, last, email, Canvas user id)
 
 @dataclass(frozen=True)
 class Sub:
-    answer: str  # "correct" or "blank"
+    answer: str  # "correct", "blank", or "wrong" (the correct answers but mse_loss's 1/2 dropped)
     timestamp: str  # timestamp.txt as nbgrader writes it (c.Exchange.timestamp_format)
     seconds_late: float
 
@@ -65,8 +65,8 @@ SUBMISSIONS = {  # (student, assignment) -> Sub; absent = not submitted
     ("dave", "ex03_error"): Sub("blank", "2026-03-01 09:00:00.000000 UTC", 0),
     # thirty minutes late: one started day, 10 %
     ("dave", "ex05_updates"): Sub("correct", "2026-03-09 12:30:00.000000 UTC", 1800),
-    # the Chinese exercise, on time; and late (one started day)
-    ("fang", ZH): Sub("correct", "2026-03-02 10:00:00.000000 UTC", 0),
+    # the Chinese exercise, on time, with one mistake; and the other exercise late (a day)
+    ("fang", ZH): Sub("wrong", "2026-03-02 10:00:00.000000 UTC", 0),
     ("fang", "ex05_updates"): Sub("correct", "2026-03-10 11:00:00.000000 UTC", 23 * 3600),
     # blank in English first, then answered in Chinese: the later one counts
     ("gao", "ex03_error"): Sub("blank", "2026-03-01 08:00:00.000000 UTC", 0),
@@ -104,7 +104,10 @@ def _build(dest: Path) -> GradedCourse:
     for (student, a), sub in SUBMISSIONS.items():
         source = nbformat.read(root / "solutions" / a / f"{a}.ipynb", as_version=4)
         release = nbformat.read(root / "exercises" / a / f"{a}.ipynb", as_version=4)
-        nb = samples.correct_notebook(source, release) if sub.answer == "correct" else release
+        if sub.answer == "correct":
+            nb = samples.correct_notebook(source, release)
+        else:
+            nb = _wrong(source, release, a) if sub.answer == "wrong" else release
         folder = root / "submitted" / student / a
         shutil.copytree(root / "exercises" / a, folder, dirs_exist_ok=True)
         nbformat.write(nb, folder / f"{a}.ipynb")
@@ -121,6 +124,16 @@ def _build(dest: Path) -> GradedCourse:
         raw = {k: gb.find_submission(k[1], k[0]).score for k in SUBMISSIONS}
         timestamp = {k: gb.find_submission(k[1], k[0]).timestamp for k in SUBMISSIONS}
     return GradedCourse(root, max_score, raw, timestamp, course.logs)
+
+
+def _wrong(source, release, assignment: str):
+    """The sample student of tools/samples whose mse_loss leaves out the 1/2."""
+    from bpgrade import language
+
+    [nb] = [nb for nb, e in samples.variants(source, release,
+                                              language.base_assignment(assignment))
+            if e.student == "wrong_mse_loss_no_half"]
+    return nb
 
 
 _BUILT: dict[str, GradedCourse] = {}
@@ -342,18 +355,19 @@ def test_export_plugin_is_selectable_in_the_config_file(course, tmp_path):
 
 @pytest.mark.slow
 def test_a_mixed_class_gets_one_column_per_exercise_whichever_language_it_worked_in(course):
-    """fang answered ex03_error in Chinese only; gao left it blank in English, then answered
-    it in Chinese: both columns are named ex03_error and hold the Chinese grade."""
+    """fang answered ex03_error in Chinese only (one function wrong); gao left it blank in
+    English, then answered it in Chinese: both columns are named ex03_error and hold the
+    Chinese grade."""
     assert course.max_score[ZH] == course.max_score["ex03_error"] > 0
-    assert course.raw[("fang", ZH)] == course.raw[("gao", ZH)] == course.max_score[ZH]
+    assert course.raw[("gao", ZH)] == course.max_score[ZH] > course.raw[("fang", ZH)] > 0
     assert course.raw[("gao", "ex03_error")] == 0
     canvas = {r[2]: r for r in _read(course.root / "canvas.csv")[2:]}
     moodle = {r[0]: r for r in _read(course.root / "moodle.csv")[1:]}
     per_student = {(r[0], r[4]): r for r in _read(course.root / "per_student.csv")[1:]}
-    full = _fmt(course.max_score[ZH])
     for sid in ("fang", "gao"):
-        assert canvas[sid][5] == moodle[STUDENTS[sid][2]][1] == full, sid
-        assert per_student[(sid, "ex03_error")][5] == full, sid
+        got = _fmt(course.raw[(sid, ZH)])
+        assert canvas[sid][5] == moodle[STUDENTS[sid][2]][1] == got, sid
+        assert per_student[(sid, "ex03_error")][5] == got, sid
     assert not [k for k in per_student if k[1] == ZH]
 
 
