@@ -119,6 +119,15 @@ class Text(str):
         return self
 
 
+def joined(items, separator: str = ", ") -> Text:
+    """``separator.join(items)`` that :func:`say` translates item by item (and the
+    separator: ``", "`` is ``、`` in Chinese)."""
+    items = list(items)
+    value = Text(separator.join(str(i) for i in items))
+    value.items, value.separator = items, separator
+    return value
+
+
 def text(template: str, **fields) -> Text:
     """``template.format(**fields)`` that :func:`say` can translate as a whole
     (``tools.i18n`` extracts the template)."""
@@ -148,6 +157,9 @@ def say(value, language: str | None = None):
     language = language or current()
     if language == ENGLISH or not isinstance(value, str):
         return value
+    if isinstance(value, Text) and getattr(value, "items", None) is not None:
+        return translate(value.separator, language).join(
+            str(say(item, language)) for item in value.items)
     if isinstance(value, Text) and value.fields:
         return translate(value.template, language).format(
             **{k: say(v, language) for k, v in value.fields.items()})

@@ -41,6 +41,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .integrity import defined_functions, parse_cell
+from .language import N_, joined, text
 
 REPAIRS_KEY = "bpgrade_repairs"
 """Notebook metadata: ``{"bpgrade_repairs": ["one line per repair", ...]}``."""
@@ -237,14 +238,16 @@ def _differences(meta: dict, ic: InstructorCell) -> list[str]:
         got, wanted = (_locked(meta), _locked(want)) if key == "locked" else (
             bool(meta.get(key)), bool(want.get(key)))
         if got != wanted:
-            diffs.append(f"{key}={got} (instructor: {wanted})")
+            diffs.append(text("{key}={got} (instructor: {wanted})", key=key, got=got,
+                              wanted=wanted))
     if ic.grade or ic.task:
         try:
             got = float(meta.get("points"))
         except (TypeError, ValueError):
             got = None
         if got != ic.points:
-            diffs.append(f"points={_short(meta.get('points'))} (instructor: {ic.points:g})")
+            diffs.append(text("points={got} (instructor: {wanted})",
+                              got=_short(meta.get("points")), wanted=format(ic.points, "g")))
     return diffs
 
 
@@ -271,12 +274,13 @@ def drop_unknown(nb, known: Iterable[str]) -> list[str]:
         gid = meta.get("grade_id")
         if gid in known:
             continue
-        what = "graded cell" if meta.get("grade") else (
-            "solution cell" if meta.get("solution") else "locked cell")
-        name = shown(gid) if gid else "without a grade_id"
+        what = N_("graded cell") if meta.get("grade") else (
+            N_("solution cell") if meta.get("solution") else N_("locked cell"))
+        name = shown(gid) if gid else N_("without a grade_id")
         _unmark(cell)
-        repairs.append(f"cell {number}: {what} {name} is not in the instructor's notebook; "
-                       "it is not graded (kept as an ordinary cell)")
+        repairs.append(text("cell {n}: {what} {name} is not in the instructor's notebook; it "
+                            "is not graded (kept as an ordinary cell)", n=number, what=what,
+                            name=name))
     return repairs
 
 
@@ -292,8 +296,10 @@ def reset_changed(nb, instructor: dict[str, InstructorCell]) -> list[str]:
         diffs = _differences(meta, ic)
         if diffs:
             _set_metadata(cell, ic)
-            repairs.append(f"cell {number} {shown(ic.name)}: its nbgrader metadata was "
-                           f"changed ({', '.join(diffs)}); reset to the instructor's")
+            changes = joined(diffs, N_(", "))
+            repairs.append(text("cell {n} {name}: its nbgrader metadata was changed "
+                                "({changes}); reset to the instructor's", n=number,
+                                name=shown(ic.name), changes=changes))
     return repairs
 
 
@@ -320,10 +326,11 @@ def deduplicate(nb, instructor: dict[str, InstructorCell]) -> list[str]:
             if i != keep:
                 _unmark(nb["cells"][i])
         others = [str(i + 1) for i in indices if i != keep]
-        rest = (f"cell {others[0]} is an ordinary cell now" if len(others) == 1 else
-                f"cells {', '.join(others)} are ordinary cells now")
-        repairs.append(f"{shown(gid)} was on {len(indices)} cells: cell {keep + 1} is "
-                       f"graded as {shown(gid)}, {rest}")
+        rest = (text("cell {n} is an ordinary cell now", n=others[0]) if len(others) == 1
+                else text("cells {cells} are ordinary cells now", cells=", ".join(others)))
+        repairs.append(text("{gid} was on {count} cells: cell {keep} is graded as {gid}, "
+                            "{rest}", gid=shown(gid), count=len(indices), keep=keep + 1,
+                            rest=rest))
     return repairs
 
 
@@ -349,24 +356,25 @@ def restore_stripped(nb, instructor: list[InstructorCell]) -> list[str]:
 
     for ic in missing:
         if ic.cell_id:
-            claim(ic, lambda c, ic=ic: c.get("id") == ic.cell_id, "its cell id")
+            claim(ic, lambda c, ic=ic: c.get("id") == ic.cell_id, N_("its cell id"))
     for ic in missing:
         if ic.name in found or ic.locked or ic.cell_type != "code":
             continue
         wanted = _defines(ic.source)
         if wanted:
             claim(ic, lambda c, w=wanted: w <= _defines(c["source"]),
-                  f"the function(s) it defines ({', '.join(sorted(wanted))})")
+                  text("the function(s) it defines ({names})", names=", ".join(sorted(wanted))))
     for ic in missing:
         if ic.name not in found:
-            claim(ic, ic.unchanged, "its unchanged source")
+            claim(ic, ic.unchanged, N_("its unchanged source"))
     repairs = []
     by_name = {ic.name: ic for ic in instructor}
     for name, (i, how) in sorted(found.items(), key=lambda kv: kv[1][0]):
         cells[i].setdefault("metadata", {})
         _set_metadata(cells[i], by_name[name])
-        repairs.append(f"cell {i + 1}: its nbgrader metadata was missing; matched to the "
-                       f"instructor's cell {shown(name)} by {how}")
+        repairs.append(text("cell {n}: its nbgrader metadata was missing; matched to the "
+                            "instructor's cell {name} by {how}", n=i + 1, name=shown(name),
+                            how=how))
     return repairs
 
 
@@ -403,8 +411,9 @@ def put_back_missing(nb, instructor: list[InstructorCell]) -> list[str]:
         cells.insert(at, cell)
         present.add(ic.name)
         graded.add(ic.name)
-        repairs.append(f"cell {at + 1}: the graded cell {shown(ic.name)} was missing (and so "
-                       "was the cell before it); put back from the instructor's copy")
+        repairs.append(text("cell {n}: the graded cell {name} was missing (and so was the "
+                            "cell before it); put back from the instructor's copy", n=at + 1,
+                            name=shown(ic.name)))
     return repairs
 
 

@@ -358,3 +358,44 @@ def test_each_sample_fails_in_chinese_as_in_english(assignment, stem, monkeypatc
     assert not same_facts("\n".join(english.splitlines()[:-2]), message), (english, chinese)
     assert han_fraction(message) >= 0.3, chinese
     assert chinese.splitlines()[-2].endswith(f"（zh_CN/{raised['zh_CN'].url}）"), chinese
+
+
+def test_every_kind_of_repair_reads_in_chinese_with_the_same_cells_and_names():
+    """The repairs bpgrade.repair makes of a broken submission (an unknown graded cell, a
+    solution cell marked graded, changed points, a pasted test copy, stripped metadata, a
+    deleted test cell) say in Chinese what they say in English."""
+    import copy
+
+    from test_repair import (
+        added_graded_cell,
+        correct_notebook,
+        instructor,
+        pasted_test_copy,
+        solution_marked_graded,
+        stripped,
+    )
+
+    from bpgrade import repair
+
+    def changed_points(nb):
+        nb.cells[[_meta(c).get("grade_id") for c in nb.cells].index(
+            "test_linear_backward")].metadata["nbgrader"]["points"] = 300
+        return nb
+
+    def deleted(nb):
+        names = [_meta(c).get("grade_id") for c in nb.cells]
+        i = names.index("test_sigmoid_backward")
+        del nb.cells[i - 1:i + 1]
+        return nb
+
+    repairs = []
+    for breaks in (added_graded_cell, solution_marked_graded, changed_points,
+                   pasted_test_copy, stripped, deleted):
+        repairs += repair.repair_notebook(breaks(copy.deepcopy(correct_notebook())),
+                                          instructor())
+    kinds = {r.template for r in repairs}
+    assert len(kinds) >= 5, kinds
+    for r in repairs:
+        english, chinese = str(r), language.render(r, None, "zh_CN")
+        assert not same_facts(english, chinese), (english, chinese)
+        assert han_fraction(chinese) >= 0.3, chinese
