@@ -71,10 +71,13 @@ c.PercentPerDayPenalty.max_percent = 50.0
 c.PercentPerDayPenalty.grace_minutes = 0.0
 
 # --- Grades to the LMS (`nbgrader export`) --------------------------------------
-# Default: nbgrader's own CSV. Canvas: `nbgrader export --exporter=bpgrade.lms.CanvasExportPlugin
-# --to canvas.csv`; Moodle: bpgrade.lms.MoodleExportPlugin; one row per student and
-# assignment: bpgrade.lms.PerStudentExportPlugin. To make one the default:
-# c.ExportApp.plugin_class = "bpgrade.lms.CanvasExportPlugin"
+# Default: nbgrader's own grades.csv columns, written by bpgrade.lms.CsvExportPlugin (with
+# the csv module, and no cell a spreadsheet would read as a formula: ids and names that
+# start with = + - @ get a leading quote). Canvas: `nbgrader export
+# --exporter=bpgrade.lms.CanvasExportPlugin --to canvas.csv`; Moodle:
+# bpgrade.lms.MoodleExportPlugin; one row per student and assignment:
+# bpgrade.lms.PerStudentExportPlugin. To make another one the default, set it here.
+c.ExportApp.plugin_class = "bpgrade.lms.CsvExportPlugin"
 
 # --- Collecting submissions downloaded from an LMS (`nbgrader zip_collect`) ---
 # Put the LMS download (zip files or notebooks) in downloaded/<assignment>/archive/.
