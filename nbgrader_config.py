@@ -18,8 +18,10 @@ c.CourseDirectory.release_directory = "exercises"
 # Each exercise is written as text, solutions/exNN_name/exNN_name.md, and built into the
 # .ipynb beside it (`make exercises`); the text source holds the solutions and hidden
 # tests, so it is never copied into a release (nor into submitted/ or feedback/).
+# "*.bpgrade-refused": links and special files of a submission, set aside before grading
+# (bpgrade/submission.py, nbgrader_sandbox.py): nbgrader must never copy them.
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-                            "ex[0-9][0-9]_*.md"]
+                            "ex[0-9][0-9]_*.md", "*.bpgrade-refused"]
 
 # An infinite loop in a student's cell costs seconds, not minutes.
 c.ExecutePreprocessor.timeout = 15
