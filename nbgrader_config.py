@@ -57,7 +57,19 @@ c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader",
                  "templates"),
 ]
-c.HTMLExporter.filters = {"offline_mathjax": "bpgrade.lms.offline_mathjax"}
+c.HTMLExporter.filters = {"offline_mathjax": "bpgrade.lms.offline_mathjax",
+                          "feedback_head": "bpgrade.lms.feedback_head",
+                          "markdown2html": "bpgrade.sanitize.markdown2html"}
+
+# --- No script of a submission runs where its HTML is shown ---------------------
+# A submission's HTML, SVG and JavaScript outputs and the HTML in its markdown would run
+# in the feedback page and in the formgrader (with the instructor's Jupyter session).
+# Autograde cleans the notebook it stores (SanitizeNotebook, nbgrader_sandbox.py); every
+# HTML export (the feedback, the formgrader's view) cleans the notebook again
+# (preprocessors below) and each markdown cell's HTML (the markdown2html filter above);
+# the feedback page also carries a strict Content-Security-Policy (feedback_head).
+# See chapters/security.md.
+c.HTMLExporter.preprocessors = ["bpgrade.nbgrader_plugins.SanitizeNotebook"]
 
 # --- Due dates and late penalties ---------------------------------------------
 # Due dates live in the gradebook: `nbgrader db assignment add ex04_backward

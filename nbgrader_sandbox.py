@@ -15,6 +15,8 @@ Loaded by ``nbgrader_config.py`` (``load_subconfig``), so that plain
 * deleted test cells are put back from the instructor's copy;
 * first of all, RepairNotebook repairs nbgrader metadata that does not match the
   gradebook (bpgrade/repair.py), so such a notebook is graded instead of failing;
+* after the kernel, SanitizeNotebook cleans what the notebook shows (outputs, markdown,
+  metadata) so that no script of it runs in the feedback or the formgrader;
 * before that, nothing of a submission but its folders and regular files is opened:
   links, hard links, pipes, devices and sockets are set aside before nbgrader copies
   the submission's files (``refuse_special_files``, nbgrader's pre-convert hook), the
@@ -46,6 +48,7 @@ from bpgrade.nbgrader_plugins import (
     GuardFiles,
     RepairNotebook,
     SandboxedExecute,
+    SanitizeNotebook,
     guard_nbgrader,
 )
 
@@ -90,11 +93,13 @@ c.Autograde.sanitize_preprocessors = [
     OverwriteKernelspec,
     OverwriteCells,
     CheckCellMetadata,
+    SanitizeNotebook,  # the notebook nbgrader writes before running it holds no script
 ]
 
 c.Autograde.autograde_preprocessors = [
     CheckIntegrity,  # before execution: refused cells are replaced by a raise
     SandboxedExecute,
+    SanitizeNotebook,  # what the kernel printed: no script, no unsafe HTML (bpgrade/sanitize.py)
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

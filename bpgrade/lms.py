@@ -31,8 +31,9 @@ a value (OWASP's advice for CSV injection). Scores stay numbers (:class:`Number`
 
 :class:`PercentPerDayPenalty` is the course's late-submission plugin
 (``c.AssignLatePenalties.plugin_class``): a percentage of the notebook's maximum score
-per started day late, capped. :func:`offline_mathjax` is the Jinja filter that inlines
-MathJax 3 into the feedback HTML (see ``bpgrade/templates/feedback/``).
+per started day late, capped. :func:`feedback_head` is the Jinja filter that inlines
+MathJax 3 into the feedback HTML, under a strict Content-Security-Policy (see
+``bpgrade/templates/feedback/``).
 """
 
 from __future__ import annotations
@@ -340,3 +341,33 @@ def offline_mathjax(name: str = "tex-svg.js") -> str:
     """
     js = mathjax_path(name or "tex-svg.js").read_text(encoding="utf-8")
     return js.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+
+
+MATHJAX_CONFIG = """
+window.MathJax = {
+  tex: {
+    inlineMath: [['$', '$'], ['\\\\(', '\\\\)']],
+    displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
+    processEscapes: true,
+    processEnvironments: true,
+    tags: 'ams'
+  },
+  svg: {fontCache: 'global'},
+  options: {enableMenu: false}
+};
+"""
+
+
+def feedback_head(name: str = "tex-svg.js") -> str:
+    """Jinja filter: the feedback page's head: a Content-Security-Policy that lets only
+    the page's own two scripts run (by their SHA-256,
+    :func:`bpgrade.sanitize.content_security_policy`), then MathJax's configuration
+    and MathJax 3 itself (:func:`offline_mathjax`), inlined. Whatever of a submission
+    the page still held (it is cleaned before: :mod:`bpgrade.sanitize`) could not run
+    a script, load anything or send anything anywhere."""
+    from .sanitize import content_security_policy
+
+    scripts = [MATHJAX_CONFIG, f"\n{offline_mathjax(name)}\n"]
+    policy = content_security_policy(scripts)
+    return (f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
+            + "\n".join(f"<script>{script}</script>" for script in scripts))

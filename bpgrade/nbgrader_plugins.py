@@ -14,10 +14,16 @@ All three are ordinary nbgrader preprocessors, named in ``nbgrader_config.py`` a
   tests back into every autograded notebook and its default feedback renders them
   (upstream issues #917 and #1363). After the grades are read and before the HTML
   export, the lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` of
-  every code cell are replaced by one comment line, and in those cells an error's
-  traceback (whose frames quote the failing source line) is cut down to
-  ``ename: evalue``. Printed output is kept. Only the feedback changes: the
+  every instructor's code cell (a locked cell: nbgrader put it back from the
+  instructor's copy) are replaced by one comment line, and in those cells an
+  error's traceback (whose frames quote the failing source line) is cut down to
+  ``ename: evalue``. Printed output is kept. A cell the student wrote is left as it
+  is, markers and all (they are the student's text). Only the feedback changes: the
   autograded notebook and the gradebook keep everything.
+* :class:`GuardFiles`, :class:`SafeNotebookExporter` and :func:`guard_nbgrader`: no
+  link or special file of a submission is followed or opened (:mod:`bpgrade.submission`).
+* :class:`SanitizeNotebook`: no script of a submission in the autograded notebook, the
+  feedback or the formgrader (:mod:`bpgrade.sanitize`).
 
 This module imports nbgrader; students never need it (:mod:`bpgrade.checks` is
 numpy only).
@@ -43,6 +49,7 @@ from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbconvert.exporters import NotebookExporter
 from nbconvert.exporters.exporter import ResourcesDict
+from nbconvert.preprocessors import Preprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
@@ -158,8 +165,10 @@ class HideHiddenTests(NbGraderPreprocessor):
     def preprocess_cell(
         self, cell: NotebookNode, resources: ResourcesDict, index: int
     ) -> tuple[NotebookNode, ResourcesDict]:
-        """Strip the hidden region of one code cell and shorten its tracebacks."""
-        if cell.cell_type != "code":
+        """Strip the hidden region of one instructor's code cell and shorten its
+        tracebacks; a cell the student wrote (not locked) is left alone: a marker in
+        it is the student's text, and a lone one must not stop the feedback."""
+        if cell.cell_type != "code" or not utils.is_locked(cell):
             return cell, resources
         cell.source, removed = strip_hidden_region(
             cell.source, self.begin_test_delimeter, self.end_test_delimeter, self.note
@@ -601,6 +610,35 @@ def add_repair_note(nb) -> bool:
 
 
 # ------------------------------------------------------------- files of a submission
+
+
+class SanitizeNotebook(Preprocessor):
+    """Make a notebook safe to render as HTML (:func:`bpgrade.sanitize.clean_notebook`:
+    outputs, markdown, raw cells, tags, metadata) and add what it changed to the
+    student's notes.
+
+    In ``c.Autograde.autograde_preprocessors`` right after the kernel (the stored
+    autograded notebook is clean) and at the end of ``sanitize_preprocessors`` (the
+    notebook nbgrader writes before running it is too); in
+    ``c.HTMLExporter.preprocessors`` (the feedback and the formgrader clean whatever
+    they render, an older autograded notebook included). An nbconvert preprocessor
+    (not nbgrader's: the formgrader's exporter configures those with options this one
+    has no use for).
+    """
+
+    enabled = Bool(True, help="Clean the notebook").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from .sanitize import clean_notebook
+        from .submission import add_notes
+
+        notes = clean_notebook(nb)
+        info = (resources or {}).get("nbgrader") or {}
+        for line in notes:
+            self.log.warning("sanitized: %s/%s: %s", info.get("student", "?"),
+                             info.get("notebook", "?"), line)
+        add_notes(nb, notes)
+        return nb, resources
 
 
 class GuardFiles(NbGraderPreprocessor):

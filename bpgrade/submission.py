@@ -58,13 +58,13 @@ PLACEHOLDER = json.dumps({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-_SHOWN = re.compile(r"[\x00-\x1f\x7f`\\]")
+_SHOWN = re.compile(r"[\x00-\x1f\x7f`]")
 
 
 def shown(text: str, limit: int = 80) -> str:
-    """A path or link target as it appears in a note: control characters, backticks
-    and backslashes as ``?``, at most ``limit`` characters, in backticks (a code span:
-    no markdown or HTML in it is read)."""
+    """A path or link target as it appears in a note: control characters and backticks
+    as ``?``, at most ``limit`` characters, in backticks (a code span: no markdown or
+    HTML in it is read)."""
     text = _SHOWN.sub("?", text)
     return f"`{text[:limit]}{'...' if len(text) > limit else ''}`"
 
