@@ -27,7 +27,8 @@ nbgrader and the course's configuration) holds four students:
   older grader (no cleaning) left it, as the formgrader and ``generate_feedback``
   would find a notebook autograded before this course cleaned them.
 
-Each payload sets ``top.PWNED`` (or asks for a ``pwned`` URL). Debian's Chromium
+Each payload sets ``top.PWNED`` (a setter installed before the page loads reports every
+assignment at once) or asks for a ``pwned`` URL. Debian's Chromium
 (Playwright) opens every feedback page from disk with no network, the same pages with
 their Content-Security-Policy removed (the cleaning alone must hold: the policy is a
 second layer), and the real formgrader's view of the autograded notebooks, served by a
@@ -270,6 +271,10 @@ def _visit(browser, url: str, *, allow: set[str], headers: dict | None = None) -
             r.abort()
 
     context.route("**/*", route)
+    ran: list[str] = []  # every assignment to top.PWNED, reported at once: a navigation
+    context.expose_function("reportPwned", lambda v: ran.append(v))  # after it hides nothing
+    context.add_init_script("""Object.defineProperty(window, 'PWNED', {configurable: true,
+        get() { return undefined; }, set(v) { window.reportPwned(String(v)); }});""")
     context.add_init_script("""document.addEventListener('securitypolicyviolation',
         e => { window.VIOLATIONS = (window.VIOLATIONS || []).concat(
             [e.violatedDirective + ' ' + e.blockedURI]); });""")
@@ -289,7 +294,6 @@ def _visit(browser, url: str, *, allow: set[str], headers: dict | None = None) -
                     element.click(timeout=2000, force=True)
                     element.hover(timeout=2000, force=True)
         page_.wait_for_timeout(500)
-        pwned = page_.evaluate("() => window.PWNED")
         violations = page_.evaluate("() => window.VIOLATIONS || []")
         text = page_.evaluate("() => document.body ? document.body.innerText : ''")
         typeset = page_.evaluate("""async () => {
@@ -298,7 +302,7 @@ def _visit(browser, url: str, *, allow: set[str], headers: dict | None = None) -
                 'mjx-container svg').length; }""")
         plots = page_.evaluate("""() => [...document.querySelectorAll(
             'img[src^="data:image/png"]')].filter(i => i.naturalWidth > 10).length""")
-        return {"pwned": pwned, "dialogs": dialogs, "outside": outside, "danger": danger,
+        return {"pwned": ran, "dialogs": dialogs, "outside": outside, "danger": danger,
                 "landed": landed, "errors": errors, "violations": violations,
                 "text": text, "math": typeset,
                 "plots": plots}
@@ -307,7 +311,7 @@ def _visit(browser, url: str, *, allow: set[str], headers: dict | None = None) -
 
 
 def _assert_no_script_ran(seen: dict, url: str) -> None:
-    assert seen["pwned"] is None, "a student's script ran"
+    assert seen["pwned"] == [], f"a student's script ran {len(seen['pwned'])} times"
     assert not seen["dialogs"], seen["dialogs"]
     assert not [u for u in seen["outside"] if "pwned" in u], seen["outside"]
     assert not seen["danger"], f"dangerous content left in the page: {seen['danger']}"
