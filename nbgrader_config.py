@@ -20,8 +20,10 @@ c.CourseDirectory.release_directory = "exercises"
 # tests, so it is never copied into a release (nor into submitted/ or feedback/).
 # "*.bpgrade-refused": links and special files of a submission, set aside before grading
 # (bpgrade/submission.py, nbgrader_sandbox.py): nbgrader must never copy them.
+from bpgrade.submission import IGNORE_PATTERN  # noqa: E402
+
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-                            "ex[0-9][0-9]_*.md", "*.bpgrade-refused"]
+                            "ex[0-9][0-9]_*.md", IGNORE_PATTERN]
 
 # An infinite loop in a student's cell costs seconds, not minutes.
 c.ExecutePreprocessor.timeout = 15

@@ -291,9 +291,14 @@ def set_aside(base: Path, parts: tuple[str, ...], rel: str) -> None:
 def refuse_special_files(assignment: str = "", student: str = "", notebooks=(), **_) -> None:
     """nbgrader's ``pre_convert_hook`` (``c.Autograde.pre_convert_hook``): before
     nbgrader copies the files of one submission, set aside (:func:`set_aside`)
-    every entry of it that is not a folder or a regular file with one link, and
-    the submission's folder itself if it is a link. Called with the notebooks
-    nbgrader found, ``<submitted>/<student>/<assignment>/<name>.ipynb``."""
+    every entry of it that is neither a folder nor a regular file (a link, a pipe, a
+    device, a socket), and the submission's folder itself if it is a link. Called
+    with the notebooks nbgrader found, ``<submitted>/<student>/<assignment>/<name>.ipynb``.
+
+    A hard link is a regular file: copying it neither follows nor blocks, so it stays
+    where it is (a copy of ``submitted/`` made with ``cp -al`` must not leave a whole
+    class set aside), and :class:`bpgrade.nbgrader_plugins.GuardFiles` removes
+    nbgrader's copy before any code runs; the notebook itself is never read from one."""
     if not notebooks:
         return
     folder = Path(os.path.abspath(notebooks[0])).parent
@@ -308,8 +313,9 @@ def refuse_special_files(assignment: str = "", student: str = "", notebooks=(), 
                     break
             return
         for refusal in scan(base, parts).refused:
-            if os.path.lexists(folder / refusal.path):  # not yet set aside
-                set_aside(base, parts, refusal.path)
+            path = folder / refusal.path
+            if os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode):
+                set_aside(base, parts, refusal.path)  # (not yet set aside; not a hard link)
     except OSError as exc:
         raise RefusedSubmission(
             f"bpgrade: cannot set aside a link or special file of {folder} ({exc}); "

@@ -242,6 +242,10 @@ def test_plain_nbgrader_puts_each_refusal_in_the_students_notes_and_feedback(pla
     folder = root / "submitted" / "linker" / A
     assert os.path.islink(folder / "answers.txt.bpgrade-refused")
     assert stat.S_ISFIFO(os.lstat(folder / "pipe.bpgrade-refused").st_mode)
+    # a hard link stays where it is (a copy neither follows nor blocks); nbgrader's copy
+    # of it was deleted before the kernel ran (checked in _check_course)
+    assert os.lstat(folder / "hard.txt").st_nlink == 2
+    assert "removed nbgrader's copy of hard.txt" in log
     assert os.path.islink(root / "submitted" / "dirlinker" / f"{A}.bpgrade-refused")
 
 
