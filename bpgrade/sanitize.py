@@ -69,7 +69,7 @@ LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp", "image/svg+xml"})
 """Images an ``<img>`` may show from a ``data:`` URL (an SVG in an ``<img>`` runs no script)."""
 _SIZE = re.compile(r"^\s*\d{1,5}(?:\.\d+)?(?:px|%)?\s*$")
-_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+_ID = re.compile(r"^\S{1,200}$")  # a heading anchor: any word, nothing that runs
 
 
 def _scheme(url: str) -> str | None:
@@ -223,10 +223,14 @@ def as_text(source: str, problems: list[str]) -> str:
 def markdown2html(context, source: str) -> str:
     """The HTML exporter's ``markdown2html`` filter, cleaned (``c.HTMLExporter.filters``):
     nbconvert's own rendering (attachments, math, heading anchors), then
-    :func:`clean_html`."""
+    :func:`clean_html`; markdown the renderer cannot read is shown as text."""
     cell = context.get("cell", {}) if context else {}
     attachments = cell.get("attachments", {}) if hasattr(cell, "get") else {}
-    return clean_html(render_markdown(source, clean_attachments(attachments)[0]))
+    try:
+        rendered = render_markdown(source, clean_attachments(attachments)[0])
+    except Exception:  # noqa: BLE001 - e.g. a reference to an attachment dropped above
+        return f"<pre>{htmllib.escape(source)}</pre>"  # shown as text, never a failed page
+    return clean_html(rendered)
 
 
 # ------------------------------------------------------------------------ images
