@@ -238,3 +238,49 @@ def test_checking_one_page_still_compares_its_headings_with_every_other_page(
     pot_dir, po_dir = _small_catalogs(tmp_path / "same", FAULTS[:1], ["自测", "自测"])
     assert i18n.problems(pot_dir=pot_dir, catalog_dir=po_dir) == [
         f"orphan: no catalog {po_dir / 'orphan.po'}"]
+
+
+# ------------------------------------------------------------- the workflow's files
+
+OLD_ENGLISH = ("An old paragraph, long enough that its old English is wrapped over several"
+               ' comment lines, with $a \\cdot b$, a "quotation" and a back\\slash in it.')
+
+
+def _body(path: Path) -> list[str]:
+    """The catalog's lines after its header (the header has comments of its own)."""
+    return path.read_text(encoding="utf-8").split("\n\n", 1)[1].splitlines()
+
+
+def test_a_fuzzy_messages_old_english_survives_updates_and_fill_removes_it(
+        tmp_path: Path, monkeypatch) -> None:
+    """babel reads the ``#| msgid`` lines of a fuzzy message back as translator comments:
+    rewritten, they turned into stray ``# | …`` and ``# word`` lines that stayed in the
+    catalog after the message was translated."""
+    from babel.messages.catalog import Catalog
+
+    pot_dir, po_dir = tmp_path / "pot", tmp_path / "po"
+    monkeypatch.setattr(i18n, "POT", pot_dir)
+    monkeypatch.setattr(i18n, "CATALOGS", po_dir)
+    pot, po = Catalog(locale=None), Catalog(locale="zh_CN")
+    for catalog in (pot, po):
+        catalog.add("Kept.", "保留。" if catalog is po else "", locations=[("../p.md", 1)],
+                    user_comments=["glossary-exception: kept: a reason"] if catalog is po else [])
+    pot.add("A new paragraph.", locations=[("../p.md", 3)])
+    po.add("A new paragraph.", "一段旧译文。", locations=[("../p.md", 3)], flags=["fuzzy"],
+           previous_id=[OLD_ENGLISH])
+    i18n.write_catalog(pot, pot_dir / "p.pot")
+    i18n.write_catalog(po, po_dir / "p.po")
+    written = _body(po_dir / "p.po")
+    assert sum(line.startswith("#| ") for line in written) >= 2  # wrapped: the hard case
+    # read and written again (an update with nothing new, twice): the same lines
+    for _ in range(2):
+        i18n.update()
+        assert _body(po_dir / "p.po") == written
+        message = i18n.read_catalog(po_dir / "p.po")["A new paragraph."]
+        assert message.fuzzy and message.previous_id == [OLD_ENGLISH]
+        assert message.user_comments == []
+    # translated: no trace of the old English, the translator's comment kept
+    assert i18n.fill("p", {"A new paragraph.": "一段新译文。"}) == 1
+    comments = [line for line in _body(po_dir / "p.po")
+                if line.startswith("#") and not line.startswith("#:")]
+    assert comments == ["# glossary-exception: kept: a reason"]

@@ -116,7 +116,30 @@ def read_catalog(path: Path):
     from babel.messages.pofile import read_po
 
     with path.open("rb") as f:
-        return read_po(f, locale=LANG if path.suffix == ".po" else None)
+        catalog = read_po(f, locale=LANG if path.suffix == ".po" else None)
+    for message in catalog:
+        _restore_previous_id(message)
+    return catalog
+
+
+PO_STRING = re.compile(r'"((?:\\.|[^"\\])*)"')
+
+
+def _restore_previous_id(message) -> None:
+    """babel writes a fuzzy message's old English (``previous_id``) as ``#| msgid "…"``
+    lines but reads them back as translator comments ``| …``, which the next write wraps
+    into stray ``# | …`` and ``# word`` lines. Turn them back into ``previous_id`` (a
+    fuzzy message) or drop them (a message no longer fuzzy)."""
+    from babel.messages.pofile import unescape
+
+    old = [c[1:].strip() for c in message.user_comments if c.startswith("|")]
+    if not old:
+        return
+    message.user_comments = [c for c in message.user_comments if not c.startswith("|")]
+    text = " ".join(old)
+    if message.fuzzy and text.startswith("msgid ") and not message.previous_id:
+        message.previous_id = ["".join(unescape(f'"{s}"')
+                                       for s in PO_STRING.findall(text[len("msgid "):]))]
 
 
 def write_catalog(catalog, path: Path) -> None:
@@ -157,7 +180,13 @@ def update() -> list[Path]:
         else:
             catalog = Catalog(locale=LANG, domain=docname, project="backprop-course",
                               copyright_holder="The course authors")
+        # a message still fuzzy from the last update keeps its old English (babel's
+        # update sets previous_id only for a message it makes fuzzy now)
+        before = {m.id: m.previous_id for m in catalog if m.id and m.fuzzy and m.previous_id}
         catalog.update(template, no_fuzzy_matching=False, update_header_comment=False)
+        for message in catalog:
+            if message.id in before and message.fuzzy and not message.previous_id:
+                message.previous_id = before[message.id]
         catalog.revision_date = catalog.creation_date = template.creation_date
         write_catalog(catalog, po_path)
         written.append(po_path)
@@ -582,8 +611,6 @@ def fill(docname: str, translations: dict[str, str]) -> int:
         message.string = msgstr
         message.flags.discard("fuzzy")
         message.previous_id = []
-        # babel reads a fuzzy message's "#| msgid" (the old English) back as a comment
-        message.user_comments = [c for c in message.user_comments if not c.startswith("| msgid")]
         done += 1
     write_catalog(catalog, path)
     return done
