@@ -335,27 +335,27 @@ def _cache_dir(app: Sphinx) -> str:
 
 
 def reread_pages_executed_again(app: Sphinx, env, added, changed, removed) -> list[str]:
-    """Pages to read again although their source did not change: one whose cached
-    execution has no figure captures (made before they existed) loses it and runs once
-    more; one read from another execution than the cache holds now (the English build
-    ran it again: the Chinese edition must show the same outputs) is read again."""
+    """Before the pages are read: a page whose cached execution has no figure captures
+    (it was cached before they existed) loses it and runs once more, also when Sphinx
+    reads the page anyway; a page that Sphinx would not read is read again when it was
+    read from another execution than the cache holds now (the English build ran it
+    again: the Chinese edition must show the same outputs)."""
     if not _executes(app):
         return []
     read = env.__dict__.setdefault("course_executions", {})
     again = []
-    for docname in sorted(env.found_docs - added - changed - removed):
+    for docname in sorted(env.found_docs - removed):
         path = _notebook_source(app, docname)
         found = course_figures.cached_execution(_cache_dir(app), path) if path else None
-        if found is None:
+        if found is None or read.get(docname) == found[2]:
             continue
-        cache, record, digest = found
-        if read.get(docname) == digest:
-            continue
+        cache, record, _ = found
         if course_figures.lacks_capture(cache.get_cache_bundle(record.pk).nb):
             logger.info(f"{docname}: its cached execution has no figure captures: it runs"
                         " once more")
             cache.remove_cache(record.pk)
-        again.append(docname)
+        if docname not in added | changed:
+            again.append(docname)
     return again
 
 
