@@ -501,3 +501,91 @@ def test_the_check_reports_a_figure_text_whose_numbers_changed(tmp_path: Path) -
     i18n.write_catalog(po, po_dir / "p.po")
     assert i18n.problems(pot_dir=pot_dir, catalog_dir=po_dir) == [
         "p.md:1: figure text: the numbers ['0.02'] are ['0.2'] in the translation"]
+
+
+PAGE_WITH_A_FIGURE = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# A page with a figure
+
+```{code-cell} ipython3
+import matplotlib.pyplot as plt
+import numpy as np
+
+fig, ax = plt.subplots()
+ax.plot(np.random.default_rng().random(3))
+ax.set_title("random points")
+plt.show()
+```
+"""
+
+
+@pytest.mark.slow
+def test_an_execution_cached_without_captures_runs_once_more_and_a_new_one_is_read_again(
+        tmp_path: Path, monkeypatch) -> None:
+    """A one-page book whose cache holds an execution made before the captures existed:
+    the build runs the page once more (now with its figure's pickle), the next build runs
+    and reads nothing, and after the cache gets another execution of the page (as the
+    English build gives the Chinese one) the page is read again and shows it."""
+    import nbclient
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    book, cache_dir, out = tmp_path / "book", tmp_path / "cache", tmp_path / "out"
+    book.mkdir()
+    for name in ("_config.yml", "references.bib"):
+        shutil.copy2(REPO_ROOT / name, book / name)
+    for name in ("_static", "_ext"):
+        shutil.copytree(REPO_ROOT / name, book / name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\n", encoding="utf-8")
+    page = book / "intro.md"
+    page.write_text(PAGE_WITH_A_FIGURE, encoding="utf-8")
+
+    def execute_into_cache(profile: bool) -> None:
+        folder = figures.kernel_profile(tmp_path / "ipython") if profile else tmp_path / "plain"
+        monkeypatch.setenv("IPYTHONDIR", str(folder))
+        nb = read_myst_markdown_notebook(PAGE_WITH_A_FIGURE, path=page)
+        nbclient.execute(nb, cwd=str(book), timeout=120, record_timing=False)
+        get_cache(str(cache_dir)).cache_notebook_bundle(
+            CacheBundleIn(nb, str(page)), check_validity=False, overwrite=True)
+
+    def build() -> str:
+        assert i18n.build("html", out / "html", out / "doctrees", None, root=book, strict=False,
+                          extra={"nb_execution_cache_path": str(cache_dir)}) == 0
+        html = (out / "html" / "intro.html").read_text(encoding="utf-8")
+        return re.search(r'<img[^>]+src="(_images/[^"]+)"', html).group(1)
+
+    def cached():
+        found = figures.cached_execution(cache_dir, page)
+        assert found is not None
+        return found[2], figures.executed_notebook(cache_dir, page)
+
+    execute_into_cache(profile=False)
+    assert figures.lacks_capture(cached()[1])
+    monkeypatch.delenv("IPYTHONDIR")
+    first_src = build()
+    digest, nb = cached()
+    assert not figures.lacks_capture(nb), "the build did not run the page again"
+    assert Path(first_src).stem in figures.figure_outputs(nb)
+    doctree = out / "doctrees" / "intro.doctree"
+    read_at = doctree.stat().st_mtime_ns
+    assert build() == first_src and cached()[0] == digest, "a second build ran the page"
+    assert doctree.stat().st_mtime_ns == read_at, "a second build read the page again"
+    execute_into_cache(profile=True)  # another execution: other random points
+    monkeypatch.delenv("IPYTHONDIR")
+    new_digest, nb = cached()
+    assert new_digest != digest
+    new_src = build()
+    assert doctree.stat().st_mtime_ns != read_at, "the page was not read again"
+    assert new_src != first_src and Path(new_src).stem in figures.figure_outputs(nb)
