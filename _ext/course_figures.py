@@ -221,9 +221,11 @@ def figure_texts(fig) -> list[str]:
     """Every text of the figure that is for translation, once each, in drawing order:
     titles, axis labels, legends, annotations and tick labels (as the figure's
     formatters write them)."""
+    import matplotlib
     from matplotlib.text import Text
 
-    fig.canvas.draw()  # the formatters write the tick labels
+    with matplotlib.rc_context(ZH_RC):  # the text may be Chinese already
+        fig.canvas.draw()  # the formatters write the tick labels
     out: dict[str, None] = {}
     for text in fig.findobj(Text):
         if _shown(text) and is_message(text.get_text()):

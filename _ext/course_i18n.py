@@ -416,6 +416,8 @@ class ChineseFigures(SphinxTransform):
                 image["alt"] = catalog.gettext(image["alt"])
         nb = _executed_notebook(self.app, self.env.docname) if _executes(self.app) else None
         figures = course_figures.figure_outputs(nb) if nb else {}
+        if figures:  # a change to how figures are drawn redraws them
+            self.env.note_dependency(course_figures.__file__)
         folder = Path(self.env.mystnb_config.output_folder)
         for image in images:
             entry = figures.get(Path(image["uri"]).stem)
