@@ -397,10 +397,11 @@ def purge_execution(app: Sphinx, env, docname) -> None:
 class ChineseFigures(SphinxTransform):
     """On a Chinese page, each figure that a cell drew: its text replaced by the page's
     catalog (course_figures.translate_figure), drawn again with a CJK font into the
-    folder where MyST-NB writes the PNGs, the image pointed at it, its alt text in
-    Chinese. A figure whose text the catalog leaves as it is (numbers only, or names)
-    keeps the English PNG. Before Sphinx collects the images (doctree-read), so the new
-    PNG is copied to _images like any other."""
+    folder where MyST-NB writes the PNGs, the image pointed at it. A figure whose text
+    the catalog leaves as it is (numbers only, or names) keeps the English PNG. Before
+    Sphinx collects the images (doctree-read), so the new PNG is copied to _images like
+    any other. (The alt text is Sphinx's to translate: tools.i18n puts it in the page's
+    catalog, and the Locale transform replaces an image's alt by its translation.)"""
 
     default_priority = 30
 
@@ -411,9 +412,6 @@ class ChineseFigures(SphinxTransform):
         catalog = _page_catalog(self) if images else None
         if catalog is None:
             return
-        for image in images:
-            if image.get("alt"):
-                image["alt"] = catalog.gettext(image["alt"])
         nb = _executed_notebook(self.app, self.env.docname) if _executes(self.app) else None
         figures = course_figures.figure_outputs(nb) if nb else {}
         if figures:  # a change to how figures are drawn redraws them
