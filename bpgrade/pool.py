@@ -61,10 +61,10 @@ How it works
 * **Crash safety.** A student counts as finished only when the journal
   ``.grading/<assignment>/<student>.json`` says so; the client writes that file
   (atomically) only after the gradebook write (a student whose grading failed gets
-  ``<student>.failed`` instead, with the reason, for the class report). A client killed mid-run leaves at
-  worst a half-written ``autograded/<student>/`` and a half-saved submission with
-  no journal entry; the next run regrades exactly those students and replaces
-  both. A finished student is skipped only if its journal entry matches the
+  ``<student>.failed`` instead, with the reason, for the class report). A client
+  killed mid-run leaves at worst a half-written ``autograded/<student>/`` and a
+  half-saved submission with no journal entry; the next run regrades exactly those
+  students and replaces both. A finished student is skipped only if its journal entry matches the
   current submission (a resubmission is regraded), its autograded notebooks exist
   and the gradebook holds its submission.
 * **The run is visible.** One line per student with the counts (done, failed,

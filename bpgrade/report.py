@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import csv
 import datetime as dt
 import io
@@ -64,6 +63,7 @@ import os
 import re
 import secrets
 import stat
+import string
 import sys
 import unicodedata
 from collections import defaultdict
@@ -160,18 +160,40 @@ def catalogue() -> dict[str, object]:
     return dict(CATALOGUE)
 
 
+# The one id the report adds itself (not a failure a notebook shows).
+OWN_ENTRIES = {NO_ERROR_OUTPUT: Entry(
+    NO_ERROR_OUTPUT, "outcome", "the cell lost points without an error output (a score "
+    "given by hand, or no autograded notebook for it)")}
+
+
 def entry(outcome: str, known: dict[str, object]) -> Entry:
     """The catalogue's entry of an outcome id; ``student-exception:TypeError`` is the
     entry ``student-exception`` with the type appended to its message."""
     base, _, detail = outcome.partition(":")
     found = known.get(outcome) or known.get(base)
     if found is None:
-        return Entry(outcome, "unknown")
+        return OWN_ENTRIES.get(outcome, Entry(outcome, "unknown"))
     message = str(getattr(found, "message", ""))
     if detail:
         message = f"{message} ({detail})" if message else detail
     return Entry(outcome, str(getattr(found, "kind", "mistake")), message,
                  str(getattr(found, "section", "")), str(getattr(found, "url", "")))
+
+
+def readable(template: str, function: str) -> str:
+    """A catalogue message (a ``str.format`` template) as the report shows it for a whole
+    class: ``{fn}`` is the function, any other field its name in angle quotes
+    (``‹what› is wrong``)."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        return template
+    out = []
+    for literal, name, _, _ in parts:
+        out.append(literal)
+        if name is not None:
+            out.append(function if name == "fn" else f"‹{name}›")
+    return "".join(out)
 
 
 # ------------------------------------------------------------------- what a cell's error says
@@ -795,7 +817,8 @@ class Report:
         env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(
             enabled_extensions=("html", "j2"), default_for_string=True, default=True),
             trim_blocks=True, lstrip_blocks=True)
-        env.filters.update(points=_points, percent=_percent, r=_r, duration=_duration)
+        env.filters.update(points=_points, percent=_percent, r=_r, duration=_duration,
+                           readable=readable)
         sections = []
         for a in self.assignments:
             stats = cell_statistics(a)
@@ -811,7 +834,7 @@ class Report:
             report=self, sections=sections, persisting=rows, across=across,
             flag_words=FLAG_WORDS, csp=CSP,
             title="Class report: " + ", ".join(a.name for a in self.assignments),
-            generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+            generated=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"))
 
     def write(self, folder: Path, stem: str | None = None) -> tuple[Path, Path]:
         """Write ``<stem>.html`` and ``<stem>.csv`` into ``folder``; return their paths."""
