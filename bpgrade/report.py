@@ -121,10 +121,16 @@ def csv_cell(value: object) -> object:
     a leading ``'``."""
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, (int, float)):
-        return value if math.isfinite(value) else ""
-    text = "" if value is None else printable(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return ""
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    raw = "" if value is None else str(value)
+    text = printable(raw)  # a carriage return is shown as \u000d
+    risky = ("=", "+", "-", "@", "\t", "\r")
+    return "'" + text if raw[:1] in risky or text[:1] in risky else text
 
 
 def exception_name(ename: object) -> str:
@@ -260,28 +266,32 @@ def cell_outcome(test_cell: object, own_cell: object = None) -> str:
     refused cell), a diagnosis of the checks, a memory error, else the type of the
     first exception (``student-exception:<type>``); :data:`NO_ERROR_OUTPUT` when the
     cell has no error output. When that exception is a ``NameError`` (the function was
-    never defined), an error the grader wrote in ``own_cell``, the student's cell of
-    the function (same notebook), is the reason instead: it timed out, or was refused.
+    never defined) and the student's own cell of the function (``own_cell``, same
+    notebook) has an error, that error says why instead (it timed out, was refused, did
+    not parse); a diagnosis is never read from it.
     """
     errors = _errors(test_cell)
     for ename, evalue in errors:
-        if (found := _grader_outcome(ename, evalue)) is not None:
-            return found
-    for ename, evalue in errors:
-        if (found := diagnosis_id(ename, evalue)) is not None:
+        if (found := diagnosis_id(ename, evalue)) is not None and not any(
+                ename in GRADER_ERRORS for ename, _ in errors):
             return found
     if not errors:
         return NO_ERROR_OUTPUT
+    found = _failure(errors)
+    if found == f"{STUDENT_EXCEPTION}:NameError" and _errors(own_cell):
+        return _failure(_errors(own_cell))
+    return found
+
+
+def _failure(errors: list[tuple[str, str]]) -> str:
+    """The outcome of a cell's errors that are not a diagnosis: the grader's, a memory
+    error, else the first exception's type."""
+    for ename, evalue in errors:
+        if (found := _grader_outcome(ename, evalue)) is not None:
+            return found
     names = [exception_name(ename) for ename, _ in errors]
     if any(n in MEMORY_ERRORS for n in names):
         return RESOURCE_MEMORY
-    if names[0] == "NameError" and own_cell is not None:
-        for ename, evalue in _errors(own_cell):
-            if (found := _grader_outcome(ename, evalue)) is not None:
-                return found
-            if exception_name(ename) in MEMORY_ERRORS:
-                return RESOURCE_MEMORY
-            return f"{STUDENT_EXCEPTION}:{exception_name(ename)}"  # e.g. a SyntaxError
     return f"{STUDENT_EXCEPTION}:{names[0]}"
 
 
