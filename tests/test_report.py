@@ -763,3 +763,68 @@ def test_the_page_opens_offline_its_figures_render_and_axe_finds_nothing_serious
         context.close()
     serious = [v for v in violations if v["impact"] in ("serious", "critical")]
     assert serious == [], json.dumps(serious, indent=1)
+
+
+# ----------------------------------------------------------------- item discrimination
+
+
+@pytest.fixture(scope="module")
+def discrimination(tmp_path_factory) -> tuple[str, str]:
+    """ex04_backward graded by one ``nbgrader autograde``: three strong students (all
+    right but tanh_backward) and three weak ones (blank but for sigmoid_backward and
+    tanh_backward); its report's page and printed summary."""
+    course = make_course(tmp_path_factory.mktemp("discrimination") / "course", [EX04],
+                         REPO_ROOT)
+    course.nbgrader("release", "generate_assignment", EX04, "--force")
+    root = course.root
+    source = nbformat.read(root / "solutions" / EX04 / f"{EX04}.ipynb", 4)
+    release = nbformat.read(root / "exercises" / EX04 / f"{EX04}.ipynb", 4)
+    wrong_tanh = next(nb for nb, e in corpus.variants(source, release, EX04)
+                      if e.student == "wrong_tanh_backward")
+    right = corpus.solution_cells(corpus.correct_notebook(source, release))
+    weak = nbformat.from_dict(release)
+    for gid in ("sigmoid_backward", "tanh_backward"):
+        corpus.solution_cells(weak)[gid].source = right[gid].source
+    for i in range(3):
+        _submit(root, f"strong_{i}", EX04, wrong_tanh)
+        _submit(root, f"weak_{i}", EX04, weak)
+    course.nbgrader("autograde", "autograde", EX04)
+    proc = _run(root, "report", EX04)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return (root / "reports" / f"report-{EX04}.html").read_text(encoding="utf-8"), proc.stdout
+
+
+class _Flags(HTMLParser):
+    """``flags[cell]``: the flags of each row of the page's cell statistics."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flags: dict[str, list[str]] = {}
+        self.row: str | None = None
+        self.code = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "code" and self.row == "":
+            self.code = True
+        elif tag == "tr":
+            self.row = ""
+        elif tag == "span" and "data-flag" in a and self.row:
+            self.flags.setdefault(self.row, []).append(a["data-flag"])
+
+    def handle_data(self, data):
+        if self.code:
+            self.row, self.code = data.strip(), False
+            self.flags.setdefault(self.row, [])
+
+
+@pytest.mark.slow
+def test_a_cell_only_weak_students_pass_and_one_everybody_passes_are_flagged(discrimination):
+    page, text = discrimination
+    flags = _Flags()
+    flags.feed(page)
+    assert flags.flags["test_tanh_backward"] == ["negative"], flags.flags
+    assert flags.flags["test_sigmoid_backward"] == ["everybody"], flags.flags
+    assert flags.flags["test_linear_backward"] == [], flags.flags
+    line = next(ln for ln in text.splitlines() if "test_tanh_backward" in ln)
+    assert "discrimination -1.00" in line and line.endswith("<- negative"), line
