@@ -828,3 +828,50 @@ def test_a_cell_only_weak_students_pass_and_one_everybody_passes_are_flagged(dis
     assert flags.flags["test_linear_backward"] == [], flags.flags
     line = next(ln for ln in text.splitlines() if "test_tanh_backward" in ln)
     assert "discrimination -1.00" in line and line.endswith("<- negative"), line
+
+
+# ------------------------------------------------------------------- files and the sandbox
+
+
+def test_a_notebook_is_read_only_as_a_regular_file_inside_the_course(tmp_path):
+    import os
+
+    course = tmp_path / "course"
+    folder = course / "autograded" / "ana" / "ex04_backward"
+    folder.mkdir(parents=True)
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"cells": []}')
+    (folder / "real.ipynb").write_text('{"cells": []}')
+    (folder / "link.ipynb").symlink_to(secret)
+    (course / "autograded" / "bea").symlink_to(folder.parent)  # a linked student folder
+    os.mkfifo(folder / "fifo.ipynb")  # opening it for reading would block
+    inside = course / "autograded"
+    assert rep.read_json(folder / "real.ipynb", inside) == {"cells": []}
+    assert rep.read_json(folder / "link.ipynb", inside) is None
+    assert rep.read_json(inside / "bea" / "ex04_backward" / "real.ipynb", inside) is None
+    assert rep.read_json(folder / "fifo.ipynb", inside) is None
+    assert rep.read_json(secret, inside) is None
+    assert rep.read_json(folder / ".." / ".." / ".." / ".." / "secret.json", inside) is None
+    (folder / "big.ipynb").write_text("[" + "0," * 100 + "0]")
+    assert rep.read_json(folder / "big.ipynb", inside, limit=50) is None
+    (folder / "deep.ipynb").write_text("[" * 100_000 + "]" * 100_000)
+    assert rep.read_json(folder / "deep.ipynb", inside) is None
+
+
+@pytest.mark.slow
+def test_a_cell_whose_output_is_cut_gets_the_output_limit_as_a_resource_error(tmp_path):
+    """The sandbox's output cap, as the class report reads it: a ResourceLimitError
+    output after the cell (besides the note the student reads)."""
+    require(kernel.bwrap_problem(), "bubblewrap, the sandbox of student code")
+    from bpgrade.nbgrader_plugins import SandboxedExecute
+
+    folder = tmp_path / "course" / "submitted" / "ana"
+    folder.mkdir(parents=True)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("for _ in range(200):\n    print('x' * 1000)"),
+        nbformat.v4.new_code_cell("print('small')")])
+    ep = SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30,
+                          max_output_bytes=20_000)
+    ep.preprocess(nb, {"metadata": {"path": str(folder)}})
+    assert rep.cell_outcome(nb.cells[0]) == rep.RESOURCE_OUTPUT
+    assert [o.output_type for o in nb.cells[1].outputs] == ["stream"]
