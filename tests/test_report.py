@@ -616,6 +616,59 @@ class _MistakeTables(HTMLParser):
             self.where = None
 
 
+class _Page(HTMLParser):
+    """The page's counts (``counts[assignment][key]``) and its table of every student
+    (``students[assignment][student] = (status, final score or None)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: dict = defaultdict(dict)
+        self.students: dict = defaultdict(dict)
+        self.where: str | None = None
+        self.key: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "dl" and "data-assignment" in a:
+            self.where = a["data-assignment"]
+        elif tag == "table" and "students" in (a.get("class") or ""):
+            self.where = a["data-assignment"]
+        elif tag == "dd" and "data-key" in a:
+            self.key = a["data-key"]
+        elif tag == "tr" and "data-student" in a:
+            final = float(a["data-final"]) if "data-final" in a else None
+            self.students[self.where][a["data-student"]] = (a["data-status"], final)
+
+    def handle_data(self, data):
+        if self.key:
+            self.counts[self.where][self.key] = int(data.split()[0])
+            self.key = None
+
+
+@pytest.mark.slow
+def test_the_csv_agrees_with_the_page_on_every_count_and_every_students_score(graded):
+    page = _Page()
+    page.feed(graded.html)
+    for a in ASSIGNMENTS:
+        rows = [r for r in graded.rows if r["assignment"] == a]
+        students = {r["student"]: r for r in rows}
+        assert page.counts[a] == {
+            "submissions": len(students),
+            "graded": sum(r["status"] == "graded" for r in students.values()),
+            "failed": sum(r["status"] == "failed" for r in students.values()),
+            "repaired": sum(r["repairs"] not in ("", "0") for r in students.values()),
+            "late": sum(float(r["seconds_late"] or 0) > 0 for r in students.values())}
+        assert page.counts[a]["submissions"] == sum(m.assignment == a for m in graded.members)
+        assert page.students[a] == {_shown_name(s): (
+            r["status"], float(r["final_score"]) if r["status"] == "graded" else None)
+            for s, r in students.items()}
+
+
+def _shown_name(csv_name: str) -> str:
+    """A student's name as the page shows it, from the CSV's (which quotes a formula)."""
+    return csv_name[1:] if csv_name[:1] == "'" and csv_name[1:2] in "=+-@\t\r" else csv_name
+
+
 @pytest.mark.slow
 def test_failed_repaired_and_late_students_are_counted_and_named(graded):
     ex04 = [r for r in graded.rows if r["assignment"] == EX04]
