@@ -319,6 +319,7 @@ class Submission:
     seconds_late: float = 0.0
     repairs: list[str] = field(default_factory=list)
     reason: str = ""  # failed: why
+    graded_at: float = 0.0  # when its newest autograded notebook was written (epoch s)
     cells: dict[tuple[str, str], tuple[float, str | None]] = field(default_factory=dict)
     # (notebook, grade id) -> (score, outcome id, or None at full marks)
 
@@ -326,12 +327,6 @@ class Submission:
     def final_score(self) -> float:
         """The score after the late penalty, never below 0 (what the LMS gets)."""
         return max(0.0, self.score - self.late_penalty)
-
-    def outcomes(self) -> list[str]:
-        """The student-level outcome ids: failed, repaired, late penalty."""
-        found = [GRADING_FAILED] if self.status == "failed" else []
-        found += [NOTEBOOK_REPAIRED] if self.repairs else []
-        return found + ([LATE_PENALTY] if self.late_penalty > 0 else [])
 
 
 @dataclass
@@ -411,14 +406,16 @@ def functions_of(source_nb: object) -> dict[str, str]:
     return found
 
 
-def _failure_record(root: Path, assignment: str, student: str) -> str | None:
-    """The reason in ``.grading/<assignment>/<student>.failed``, if there is one."""
+def _failure_record(root: Path, assignment: str, student: str) -> tuple[str, float] | None:
+    """``(reason, when)`` of ``.grading/<assignment>/<student>.failed``, if there is one."""
     folder = root / STATE_DIR / assignment
-    record = read_json(folder / f"{student}{FAILED_SUFFIX}", folder, 1024**2)
+    path = folder / f"{student}{FAILED_SUFFIX}"
+    record = read_json(path, folder, 1024**2)
     if record is None:
         return None
     reason = record.get("reason") if isinstance(record, dict) else None
-    return printable(reason if isinstance(reason, str) else "the grader recorded a failure")
+    return (printable(reason if isinstance(reason, str) else "the grader recorded a failure"),
+            path.stat().st_mtime)
 
 
 def _submitted(root: Path, assignment: str) -> set[str]:
@@ -431,13 +428,10 @@ def read_assignment(root: Path, assignment: str, gradebook) -> Assignment:
     """Every submission of ``assignment``: the gradebook's scores, the outcomes read
     from each autograded notebook, the failures from the grader's records."""
     record = gradebook.find_assignment(assignment)
-    source_cells: dict[str, dict[str, str]] = {}
     cells = []
     for notebook in record.notebooks:
         source = root / "solutions" / assignment
-        nb = read_json(source / f"{notebook.name}.ipynb", source)
-        order = functions_of(nb)
-        source_cells[notebook.name] = order
+        order = functions_of(read_json(source / f"{notebook.name}.ipynb", source))
         known = {c.name: c for c in notebook.grade_cells}
         names = [n for n in order if n in known] + sorted(set(known) - set(order))
         cells += [GradedCell(notebook.name, n, order.get(n, n.removeprefix("test_")),
@@ -449,13 +443,13 @@ def read_assignment(root: Path, assignment: str, gradebook) -> Assignment:
         graded.add(student)
         result.submissions.append(_read_submission(root, assignment, sub, cells))
     for student in sorted(_submitted(root, assignment) - graded):
-        reason = _failure_record(root, assignment, student) or (
+        result.submissions.append(Submission(student, "failed", reason=(
             "submitted, but the gradebook has no grade for it: not graded yet, or its "
-            "grading failed (see the grader's log)")
-        result.submissions.append(Submission(student, "failed", reason=reason))
-    for sub in result.submissions:  # a later run that failed overrides an older grade
-        if sub.status == "graded" and (why := _failure_record(root, assignment, sub.student)):
-            sub.status, sub.reason, sub.cells = "failed", why, {}
+            "grading failed (see the grader's log)")))
+    for sub in result.submissions:  # the grader's record of a failure after the last grade
+        failure = _failure_record(root, assignment, sub.student)
+        if failure is not None and failure[1] >= sub.graded_at:
+            sub.status, sub.reason, sub.cells = "failed", failure[0], {}
     result.submissions.sort(key=lambda s: s.student)
     return result
 
@@ -469,14 +463,15 @@ def _read_submission(root: Path, assignment: str, sub, cells: list[GradedCell]) 
                         seconds_late=float(sub.total_seconds_late or 0))
     notebooks = {}
     for name in {c.notebook for c in cells}:
-        nb = read_json(folder / f"{name}.ipynb", root / "autograded")
+        path = folder / f"{name}.ipynb"
+        nb = read_json(path, root / "autograded")
         if nb is not None:
             notebooks[name] = nb
             result.repairs += _repairs(nb)
+            result.graded_at = max(result.graded_at, path.stat().st_mtime)
     if not notebooks:
         result.status = "failed"
-        result.reason = _failure_record(root, assignment, student) or (
-            "the gradebook has a submission but there is no autograded notebook")
+        result.reason = "the gradebook has a submission but there is no autograded notebook"
         return result
     for cell in cells:
         score = scores.get((cell.notebook, cell.name), 0.0)
