@@ -8,12 +8,21 @@
 - **A language link** in every page's header goes to the same page in the other
   edition (English at the site's root, Chinese under ``zh_CN/``), with
   ``<link rel="alternate" hreflang>`` in the head.
-- **The Chinese edition's own labels** where the theme's catalogs have none: the
-  code-cell toggles ("Show code cell source"), the search box's placeholder.
+- **The Chinese edition's own labels** where the theme's catalogs have none or have
+  Taiwanese ones: the code-cell toggles ("Show code cell source"), the search box's
+  placeholder, the header's buttons and tooltips ("Repository", 打印为 PDF), the
+  colour-mode switch, the sidebars' toggles (THEME_ZH).
+- **Chinese typography**: a raw HTML block keeps its translation whole (Sphinx would
+  parse it as a literal block, leaving "::"); inline math and the punctuation that
+  follows it stay on one line (no line starts with ，。；：); emphasis of Chinese text is
+  marked for upright rendering with emphasis dots (``course.css``), a Latin-only
+  emphasis keeps its italic; textual citations read "McCulloch 和 Pitts", "Rumelhart 等".
 """
 from __future__ import annotations
 
+import gettext
 import json
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -78,16 +87,112 @@ class TranslatePrompts(SphinxPostTransform):
                     node[attr] = PROMPTS_ZH[node[attr]]
 
 
-# Labels of sphinx-book-theme's header buttons that its Chinese catalog lacks.
-BUTTONS_ZH = {"Open issue": "创建议题"}
+# The theme's labels in the Chinese edition, where sphinx-book-theme's and
+# pydata-sphinx-theme's catalogs have none (English on the page) or a Taiwanese one
+# (列印成 PDF). They are looked up before the theme's own catalogs, by Sphinx's and the
+# theme's gettext alike; our copies of three theme templates (_ext/templates) look up
+# the theme's hard-coded English with course_label().
+THEME_ZH = {
+    "Print to PDF": "打印为 PDF",
+    "Repository": "代码仓库",
+    "Source repository": "代码仓库",
+    "Source repositories": "代码仓库",
+    "Open issue": "创建议题",
+    "Launch interactive content": "在线运行本页",
+    "logo": "标志",
+    "Color mode": "颜色模式",
+    "Light": "浅色",
+    "Dark": "深色",
+    "System Settings": "跟随系统",
+    "Toggle primary sidebar": "显示或隐藏目录栏",
+    "Toggle secondary sidebar": "显示或隐藏本页目录",
+    "Main": "课程目录",
+    "Link to this heading": "链接到本标题",
+    "© Copyright %(copyright)s.": "© %(copyright)s 版权所有。",
+}
+# "Launch on" + " Binder" is built in Python: the whole tooltip is translated here.
+LAUNCH_ON = re.compile(r"^Launch on (\S+)$")
+
+
+class _Overrides(gettext.NullTranslations):
+    """THEME_ZH first, then the catalog it stands in front of (its fallback)."""
+
+    def gettext(self, message):
+        if message in THEME_ZH:
+            return THEME_ZH[message]
+        return super().gettext(message)
+
+
+def _install_theme_labels(app: Sphinx, chinese: bool) -> None:
+    """Put THEME_ZH in front of Sphinx's own translator (the templates' _(), which the
+    html builder installs from ``app.translator``) and of the book theme's catalog; in
+    an English build, take them away again (one process may build both editions)."""
+    from sphinx import locale
+
+    for key in (("general", "sphinx"), ("general", "booktheme")):
+        current = locale.translators.get(key)
+        if isinstance(current, _Overrides):
+            current = current._fallback
+        if chinese and current is not None:
+            wrapper = _Overrides()
+            wrapper.add_fallback(current)
+            locale.translators[key] = wrapper
+        elif current is not None:
+            locale.translators[key] = current
+    app.translator = locale.translators.get(("general", "sphinx"), app.translator)
 
 
 def _translate_buttons(buttons) -> None:
     for button in buttons or []:
         if isinstance(button, dict):
-            if button.get("text") in BUTTONS_ZH:
-                button["text"] = BUTTONS_ZH[button["text"]]
+            for field in ("text", "tooltip"):
+                value = button.get(field)
+                if value in THEME_ZH:
+                    button[field] = THEME_ZH[value]
+                elif isinstance(value, str) and LAUNCH_ON.match(value):
+                    button[field] = LAUNCH_ON.sub(r"在 \1 上运行", value)
             _translate_buttons(button.get("buttons"))
+
+
+def _page_catalog(transform: SphinxTransform):
+    """The page's Chinese catalog (``locales/zh_CN/LC_MESSAGES/<page>.mo``), or None."""
+    from sphinx.locale import init as init_locale
+    from sphinx.util.i18n import docname_to_domain
+
+    domain = docname_to_domain(transform.env.docname, transform.config.gettext_compact)
+    dirs = [str(Path(transform.env.srcdir, d)) for d in transform.config.locale_dirs]
+    catalog, found = init_locale(dirs, transform.config.language, domain)
+    return catalog if found else None
+
+
+class TranslateRawBlocks(SphinxTransform):
+    """A raw HTML block (the intro's PDF paragraph) in its Chinese translation, whole.
+
+    Sphinx translates a raw block like a literal block: it parses ``"::\n\n" + msgstr``
+    as reStructuredText-in-MyST and keeps the first paragraph, ``::``, as the block's
+    text, so the Chinese page showed "::" and lost the link. Here, after Sphinx has
+    marked the block translatable (PreserveTranslatableMessages, 10) and before it
+    translates the page (Locale, 20), the block gets its translation as it is and stops
+    being translatable."""
+
+    default_priority = 15
+
+    def apply(self, **kwargs) -> None:
+        if self.config.language != ZH:
+            return
+        blocks = [n for n in self.document.findall(nodes.raw) if n.get("translatable")]
+        catalog = _page_catalog(self) if blocks else None
+        if catalog is None:
+            return
+        for block in blocks:
+            message = block.rawsource or block.astext()
+            translated = catalog.gettext(message)
+            if translated and translated != message:
+                block.children = []
+                block += nodes.Text(translated)
+                block.rawsource = translated
+                block["translatable"] = False
+                block["translated"] = True
 
 
 class TranslateTocCaptions(SphinxTransform):
@@ -103,18 +208,110 @@ class TranslateTocCaptions(SphinxTransform):
         if self.config.language != ZH:
             return
         from sphinx import addnodes
-        from sphinx.locale import init as init_locale
-        from sphinx.util.i18n import docname_to_domain
 
-        domain = docname_to_domain(self.env.docname, self.config.gettext_compact)
-        dirs = [str(Path(self.env.srcdir, d)) for d in self.config.locale_dirs]
-        catalog, found = init_locale(dirs, self.config.language, domain)
-        if not found:
+        catalog = _page_catalog(self)
+        if catalog is None:
             return
         for toctree in self.document.findall(addnodes.toctree):
             caption = toctree.get("caption")
             if caption and catalog.gettext(caption) != caption:
                 toctree["caption"] = toctree["rawcaption"] = catalog.gettext(caption)
+
+
+# Punctuation that must not begin a line (closing) or end one (opening), Chinese and
+# Latin: kept on the line of the formula next to it.
+CLOSING = "，。；：、！？）」』》〉】”’…,.;:!?)"
+OPENING = "（「『《〈【“‘("
+CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+class KeepMathWithPunctuation(SphinxPostTransform):
+    """Inline math and the punctuation right after (or right before) it in one
+    ``<span class="nowrap">``: MathJax typesets a formula as an inline block, and a
+    browser breaks between it and a following "，", so that a line began with "，"."""
+
+    default_priority = 400
+    formats = ("html",)
+
+    def run(self, **kwargs) -> None:
+        for math in list(self.document.findall(nodes.math)):
+            parent = math.parent
+            if parent is None:
+                continue
+            at = parent.index(math)
+            after = parent[at + 1] if at + 1 < len(parent) else None
+            before = parent[at - 1] if at > 0 else None
+            closing = opening = ""
+            if isinstance(after, nodes.Text):
+                closing = re.match(f"[{re.escape(CLOSING)}]*", str(after)).group()
+            if isinstance(before, nodes.Text):
+                opening = re.search(f"[{re.escape(OPENING)}]*$", str(before)).group()
+            if not closing and not opening:
+                continue
+            group = nodes.inline("", "", classes=["nowrap"])
+            if opening:
+                parent.replace(before, nodes.Text(str(before)[: -len(opening)]))
+                group += nodes.Text(opening)
+            parent.replace(math, group)
+            group += math
+            if closing:
+                parent.replace(after, nodes.Text(str(after)[len(closing):]))
+                group += nodes.Text(closing)
+
+
+class MarkChineseEmphasis(SphinxPostTransform):
+    """``<em class="cjk">`` for emphasis that holds Chinese text: Chinese has no italic,
+    so course.css sets it upright with emphasis dots; Latin emphasis stays italic. Late
+    (after the bibliography and citations are rendered), in both editions."""
+
+    default_priority = 900
+    formats = ("html",)
+
+    def run(self, **kwargs) -> None:
+        for em in self.document.findall(nodes.emphasis):
+            if CJK.search(em.astext()) and "cjk" not in em["classes"]:
+                em["classes"].append("cjk")
+
+
+def dedupe_citation_refs(app: Sphinx, env) -> list[str]:
+    """Sphinx parses a translated paragraph again (twice), and each parse of a
+    ``{cite:t}`` role notes the same citation reference (same page, same id) with
+    sphinxcontrib-bibtex once more: the bibliography then showed three back-links
+    "(1,2,3)" to one citation. Before sphinxcontrib-bibtex uses them (its env-updated
+    handler has the default priority, 500), each is kept once."""
+    if app.config.language != ZH:
+        return []
+    domain = env.get_domain("cite")
+    seen, kept = set(), []
+    for ref in domain.citation_refs:
+        key = (ref.docname, ref.citation_ref_id, tuple(t.key for t in ref.targets))
+        if key not in seen:
+            seen.add(key)
+            kept.append(ref)
+    domain.data["citation_refs"] = kept
+    return []
+
+
+def _register_chinese_citations() -> None:
+    """The reference style ``author_year_zh``: sphinxcontrib-bibtex's author-year with
+    "McCulloch 和 Pitts [1943]" and "Rumelhart 等 [1986]" for {cite:t}."""
+    from dataclasses import dataclass, field
+
+    from pybtex.richtext import Text
+    from sphinxcontrib.bibtex.plugin import register_plugin
+    from sphinxcontrib.bibtex.style.referencing import PersonStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+    def chinese_persons() -> PersonStyle:
+        return PersonStyle(sep="、", sep2=" 和 ", last_sep=" 和 ", other=Text(" 等"))
+
+    @dataclass
+    class ChineseAuthorYearReferenceStyle(AuthorYearReferenceStyle):
+        person: PersonStyle = field(default_factory=chinese_persons)
+
+    # (a second call, in the same process, keeps the first registration)
+    register_plugin("sphinxcontrib.bibtex.style.referencing", "author_year_zh",
+                    ChineseAuthorYearReferenceStyle)
 
 
 def _relative_root(pagename: str) -> str:
@@ -143,27 +340,48 @@ def page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
         _translate_buttons(context.get("header_buttons"))
 
 
+def label_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
+    """``course_label(text)``: the theme's hard-coded English in our copies of its
+    templates, in the edition's language (not ``_()``, which the gettext builder would
+    extract into a catalog of its own). Before pydata-sphinx-theme renders the
+    templates (its handler has the default priority, 500)."""
+    chinese = app.config.language == ZH
+    context["course_label"] = (lambda text: THEME_ZH.get(text, text)) if chinese else str
+
+
 def config_inited(app: Sphinx, config) -> None:
     options = dict(config.html_theme_options or {})
     end = list(options.get("article_header_end") or ["article-header-buttons.html"])
     if "language-switch.html" not in end:
         end.insert(0, "language-switch.html")
     options["article_header_end"] = end
-    if config.language == ZH:
+    chinese = config.language == ZH
+    if chinese:
         options["search_bar_text"] = "搜索本书……"
         options["extra_footer"] = "<p>本书代码以 MIT 许可证发布。用 Jupyter Book 离线构建。</p>"
         config.togglebutton_hint = "点击显示"
         config.togglebutton_hint_hide = "点击隐藏"
+        config.author = "本课程作者"
+        if config.bibtex_reference_style == "author_year":
+            config.bibtex_reference_style = "author_year_zh"
     config.html_theme_options = options
-    templates = Path(__file__).resolve().parent / "templates"
-    config.templates_path = [*config.templates_path, str(templates)]
+    _install_theme_labels(app, chinese)
+    # before the themes' own templates: ours replace a few of theirs (see templates/)
+    templates = str(Path(__file__).resolve().parent / "templates")
+    config.templates_path = [templates, *(p for p in config.templates_path if p != templates)]
 
 
 def setup(app: Sphinx) -> dict:
     _patch_glue()
+    _register_chinese_citations()
     app.connect("config-inited", config_inited, priority=900)
     # after sphinx-book-theme's own handler, which adds the header buttons
     app.connect("html-page-context", page_context, priority=900)
+    app.connect("html-page-context", label_context, priority=100)
+    app.connect("env-updated", dedupe_citation_refs, priority=400)
     app.add_post_transform(TranslatePrompts)
+    app.add_post_transform(KeepMathWithPunctuation)
+    app.add_post_transform(MarkChineseEmphasis)
+    app.add_transform(TranslateRawBlocks)
     app.add_transform(TranslateTocCaptions)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -8,6 +8,9 @@
     return (element.innerText || "").replace(/\s+/g, " ").trim();
   }
 
+  // The Chinese edition's words for the names given below (the page's lang is zh-CN).
+  var chinese = /^zh/i.test(document.documentElement.lang || "");
+
   function repair() {
     // A control whose aria-label hides its visible words ("Toggle hidden content" on
     // "Show code cell source", "Search" on "Search Ctrl+K"): speech users say what they
@@ -41,7 +44,9 @@
       }
       var link = summary.closest("li").querySelector(":scope > a");
       var title = link ? visibleText(link) || link.textContent.trim() : "";
-      summary.setAttribute("aria-label", title ? "Sections of " + title : "Sections");
+      var label = chinese ? (title ? title + "的小节" : "小节")
+                          : (title ? "Sections of " + title : "Sections");
+      summary.setAttribute("aria-label", label);
     });
 
     // The bibliography: docutils marks it as a list of role doc-biblioentry, a role that
@@ -54,7 +59,7 @@
     document.querySelectorAll(".sidebar-primary-item").forEach(function (item) {
       if (item.querySelector(":scope > a.navbar-brand") && !item.closest("nav, [role]")) {
         item.setAttribute("role", "navigation");
-        item.setAttribute("aria-label", "Course home");
+        item.setAttribute("aria-label", chinese ? "课程首页" : "Course home");
       }
     });
   }

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 KERNEL_COMMANDS = {"kernel", "install-kernel", "sandbox-check"}
@@ -46,8 +47,35 @@ def main(argv: list[str] | None = None) -> int:
         from bpgrade.report import main as report_main
 
         return report_main(argv[1:])
-    print(__doc__.strip(), file=sys.stderr if command not in ("-h", "--help") else sys.stdout)
+    print(plain_text(__doc__), file=sys.stderr if command not in ("-h", "--help") else sys.stdout)
     return 0 if command in ("-h", "--help") else 2
+
+
+def plain_text(rst: str) -> str:
+    """The reST of a docstring as a terminal shows it: no ````literal```` or ``:role:``
+    markup, and a simple table's columns aligned again without its rules."""
+    lines = rst.strip().splitlines()
+    rules = [i for i, line in enumerate(lines) if _is_rule(line)]
+    if len(rules) >= 2:
+        first, last = rules[0], rules[-1]
+        starts = [m.start() for m in re.finditer(r"=+", lines[first])]
+        rows = [[_unmark(line[a:b]).strip()
+                 for a, b in zip(starts, [*starts[1:], None], strict=True)]
+                for line in lines[first + 1:last] if line.strip() and not _is_rule(line)]
+        widths = [max(len(row[k]) for row in rows) for k in range(len(starts) - 1)]
+        table = ["  ".join(cell.ljust(w) for cell, w in zip(row[:-1], widths, strict=True))
+                 + "  " + row[-1] for row in rows]
+        lines = lines[:first] + [t.rstrip() for t in table] + lines[last + 1:]
+    return "\n".join(_unmark(line).rstrip() for line in lines)
+
+
+def _is_rule(line: str) -> bool:
+    return bool(re.fullmatch(r"=+( +=+)+", line.strip()))
+
+
+def _unmark(text: str) -> str:
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
 
 
 if __name__ == "__main__":

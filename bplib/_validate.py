@@ -279,7 +279,12 @@ def value_args(self, data, _children=(), _op=""):
 
 
 def value_pow_args(self, n):
-    """``v ** n``: ``n`` is a number (not a Value), and the result is real and finite."""
+    """``v ** n``: ``n`` is a number (not a Value); the result and its derivative are finite.
+
+    At ``v = 0`` the derivative ``n * v ** (n - 1)`` is infinite for ``0 < n < 1`` (the
+    square root's slope at 0), so that power is refused here, when it is built, rather
+    than failing later in ``backward()``. ``v ** 0`` is the constant 1, derivative 0.
+    """
     if hasattr(n, "_prev"):
         raise TypeError("v ** n takes a number n, not a Value (the exponent is a constant)")
     n = _real_number(n, "the exponent n of v ** n")
@@ -287,6 +292,11 @@ def value_pow_args(self, n):
         raise ValueError(f"{self.data} ** {n}: a negative base to a non-integer power is not real")
     if self.data == 0 and n < 0:
         raise ValueError(f"0 ** {n}: zero to a negative power is infinite")
+    if self.data == 0 and 0 < n < 1:
+        raise ValueError(
+            f"0 ** {n}: the derivative n * x ** (n - 1) of x ** {n} is infinite at x = 0, "
+            "so backward() could not pass a gradient through it; keep the base away from 0 "
+            "(for a norm, sqrt(x + 1e-12) instead of sqrt(x))")
     return self, n
 
 

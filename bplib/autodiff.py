@@ -7,7 +7,8 @@ its share of the gradient into theirs, with ``+=``: a value used twice receives 
 sum of both paths. ``backward()`` orders the graph topologically without recursion,
 so a graph deeper than Python's recursion limit (an unrolled RNN) works.
 
-Input checks (numbers only, finite, a real result) live in ``bplib/_validate.py``.
+Input checks (numbers only, finite, a real result with a finite derivative) live in
+``bplib/_validate.py``.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ class Value:
         out = Value(self.data ** n, (self,), f"**{n}")
 
         def _backward():
-            self.grad += n * self.data ** (n - 1) * out.grad
+            if n != 0:                     # x ** 0 is the constant 1, also at x = 0
+                self.grad += n * self.data ** (n - 1) * out.grad
         out._backward = _backward
         return out
 

@@ -121,7 +121,8 @@ class Perceptron:
     weights move only on a mistake. The weights start at zero. Training stops
     after the first epoch with no mistake (``converged = True``), which happens
     in finitely many steps if and only if the data are linearly separable
-    (Novikoff, 1962); on XOR it runs for ``max_epochs`` and never converges.
+    (Block, 1962; Novikoff, 1962); on XOR it runs for ``max_epochs`` and never
+    converges.
 
     Parameters
     ----------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -111,3 +112,45 @@ def test_search_for_gradient_lists_the_gradients_chapter(visit: Visit, site_url:
     links = results.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
     assert any("04_gradients" in href for href in links), f"search results: {links}"
     assert not visit.remote and not visit.errors, (visit.remote, visit.errors)
+
+
+# Families that hold CJK glyphs (Noto Sans CJK, Source Han, PingFang, YaHei ...).
+CJK_FAMILIES = r"CJK|Han|Hei|Song|Ming|Kai|PingFang|YaHei|WenQuanYi|AR PL"
+
+
+def platform_fonts(visit: Visit, selector: str) -> list[dict]:
+    """The fonts Chromium drew an element's text with, and how many glyphs each
+    (DevTools' CSS.getPlatformFontsForNode)."""
+    cdp = visit.context.new_cdp_session(visit.page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument", {"depth": -1})["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})["nodeId"]
+    assert node, f"no element {selector}"
+    return cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+
+
+def test_an_english_paragraphs_apostrophe_is_drawn_by_a_latin_font(
+    visit: Visit, site_url: str
+) -> None:
+    """On a Linux reader without Arial or Helvetica the first installed family of the
+    font stack draws the English prose: a CJK font would set "course’s" with a
+    full-width ’ ("course’ s"). Latin families come first; the paragraph's glyphs,
+    its ’ included, are all drawn by one."""
+    visit.open(f"{site_url}/chapters/exercises.html")
+    text = visit.page.evaluate(
+        """() => {
+            const p = Array.from(document.querySelectorAll("main p")).find(
+                p => p.textContent.includes("\u2019") && !/[\u4e00-\u9fff]/.test(p.textContent));
+            if (!p) return null;
+            p.id = "latin-probe";
+            return p.textContent;
+        }"""
+    )
+    assert text, "no English paragraph with ’ on the exercises page"
+    fonts = platform_fonts(visit, "#latin-probe")
+    cjk = [f for f in fonts if re.search(CJK_FAMILIES, f["familyName"])]
+    assert fonts and not cjk, (fonts, text[:80])
+    # the language link "中文" (lang="zh-CN") on the same page is drawn by a CJK font
+    chinese = platform_fonts(visit, 'nav.language-switch [lang="zh-CN"]')
+    assert chinese and all(re.search(CJK_FAMILIES, f["familyName"]) for f in chinese), chinese

@@ -92,8 +92,12 @@ def test_the_book_has_terms_to_check_and_the_glossary_rows_parse():
     assert sum(len(pairs(p.read_text(encoding="utf-8"))) for p in PAGES) > 50
 
 
-def test_logit_has_one_chinese_term():
-    assert len(glossary()["logit"]) == 1
+def test_logit_has_one_chinese_term_and_the_parenthesised_synonym_is_a_variant():
+    # one term, not "A / B": softmax logits are not log-odds (对数几率)
+    row = re.search(r"^\| logit \| ([^|]*) \|", GLOSSARY.read_text(encoding="utf-8"), re.M)
+    assert row and row.group(1) == "logit（未归一化的得分）"
+    assert glossary()["logit"] == {"logit（未归一化的得分）", "logit", "未归一化的得分"}
+    assert "对数几率" not in set().union(*glossary().values())
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -73,7 +73,7 @@ def test_a_new_english_paragraph_is_reported_with_its_page_and_line(tmp_path: Pa
 
 MSGID = ("With $x = 1.5$ the loss is {glue:text}`ch04_graph_E:.4f` and the backward pass "
          "of a batch calls `np.mean` {cite:p}`rumelhart1986`; see {doc}`Chapter 3 <03_error>`.")
-GOOD = ("取 $x = 1.5$，损失为 {glue:text}`ch04_graph_E:.4f`；一批数据的反向传递调用 `np.mean` "
+GOOD = ("取 $x = 1.5$，损失为 {glue:text}`ch04_graph_E:.4f`；一个批量的反向传播调用 `np.mean` "
         "{cite:p}`rumelhart1986`；参见 {doc}`第 3 章 <03_error>`。")
 
 
@@ -110,9 +110,9 @@ def test_spacing_and_punctuation_faults_are_found(text: str, what: str) -> None:
 
 def test_a_glossary_term_translated_another_way_is_found_unless_excepted() -> None:
     rows = i18n.glossary()
-    other = GOOD.replace("反向传递", "后向计算")
+    other = GOOD.replace("反向传播", "反向传递")
     assert i18n.glossary_problems(MSGID, other, rows, set()) == [
-        "glossary: “backward pass” should be “反向传递”"]
+        "glossary: “backward pass” should be “反向传播 / 反向计算”"]
     assert i18n.glossary_problems(MSGID, other, rows, {"backward pass"}) == []
     # the longest term wins: "mean squared error" needs 均方误差, and 误差 alone is not it
     assert i18n.glossary_problems("the mean squared error", "误差", rows, set())
@@ -146,3 +146,95 @@ def test_docstrings_stay_out_of_the_catalogs_and_the_api_page_prose_is_in(fresh_
     assert any(i.startswith("Affine layer") for i in docstrings)
     assert not docstrings & ids
     assert all(any(str(p).endswith(".md") for p, _ in m.locations) for m in api if m.id)
+
+
+# ------------------------------------------------------------- the check, whole
+
+# One message per rule of problems(), each with one fault; its source line names it. The
+# kind is a phrase of the problem's text. "ok" messages must pass every rule. A rule that
+# problems() stops applying leaves its fault unreported, and this test fails.
+FAULTS = [
+    # (kind, English, Chinese)
+    ("ok", "The backward pass of a batch.", "一个批量的反向传播。"),
+    ("untranslated", "A new paragraph.", ""),
+    ("fuzzy", "A changed paragraph.", "一段改过的段落。"),
+    ("line break", "A block\n", "一个块"),
+    ("role not carried", "It is {glue:text}`k:.2f`.", "它是 0.12。"),
+    ("math not carried", "With $x = 1$ here.", "这里 x = 1。"),
+    ("code not carried", "Call `np.mean` now.", "现在调用 np.mean。"),
+    ("link not carried", "See [the page](other.md).", "见[那一页](page.md)。"),
+    ("url not carried", "See https://example.org/a now.", "见 https://example.org/b。"),
+    ("no space between Chinese and Latin", "Use NumPy.", "用NumPy。"),
+    ("ASCII punctuation", "First, then.", "首先,然后。"),
+    ("ASCII parenthesis", "See (chapter 3).", "见(第 3 章)。"),
+    ("a space next to full-width", "First, and then.", "首先， 然后。"),
+    ("a space before %", "It is 27 % slower.", "它慢 27 %。"),
+    ("unit symbol for time", "It takes 15 s.", "它需要 15 s。"),
+    ("range written with a dash", "Digits 0–4.", "数字 0–4。"),
+    ("glossary", "The backward pass.", "反向传递。"),
+    ("ok", "Two runs took 0.2 s.", "两次运行用了 0.2 秒，日志写着“a cell timed out (15 s)”。"),
+]
+
+
+def _small_catalogs(tmp_path: Path, faults, headings) -> tuple[Path, Path]:
+    """A source page, its .pot and a catalog holding ``faults`` (line i + 1 is the i-th
+    message), and one page per entry of ``headings`` with a heading "Check yourself"
+    translated as given; plus a page whose catalog is missing."""
+    from babel.messages.catalog import Catalog
+
+    src, pot_dir, po_dir = tmp_path / "src", tmp_path / "pot", tmp_path / "po"
+    for d in (src, pot_dir, po_dir):
+        d.mkdir(parents=True)
+    pages = {"faults": [(en, zh, "fuzzy" if kind == "fuzzy" else None)
+                        for kind, en, zh in faults]}
+    for i, chinese in enumerate(headings):
+        pages[f"h{i}"] = [("Check yourself", chinese, None)]
+    pages["orphan"] = [("A page nobody has translated.", None, None)]
+    for name, messages in pages.items():
+        lines = [("## " + en if en == "Check yourself" else en.strip())
+                 for en, _, _ in messages]
+        (src / f"{name}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        pot, po = Catalog(locale=None), Catalog(locale="zh_CN")
+        for number, (en, zh, flag) in enumerate(messages, start=1):
+            where = [(f"../src/{name}.md", number)]
+            pot.add(en, locations=where)
+            if zh is not None:
+                po.add(en, zh, locations=where, flags=[flag] if flag else [])
+        i18n.write_catalog(pot, pot_dir / f"{name}.pot")
+        if name != "orphan":
+            i18n.write_catalog(po, po_dir / f"{name}.po")
+    return pot_dir, po_dir
+
+
+def test_the_check_applies_every_rule_to_a_catalog_with_one_fault_of_each_kind(
+        tmp_path: Path) -> None:
+    pot_dir, po_dir = _small_catalogs(tmp_path, FAULTS, ["自测", "自测", "自我检测"])
+    found = i18n.problems(pot_dir=pot_dir, catalog_dir=po_dir)
+    by_line: dict[str, list[str]] = {}
+    for line in found:
+        where, _, text = line.partition(": ")
+        by_line.setdefault(where, []).append(text)
+    for number, (kind, en, _) in enumerate(FAULTS, start=1):
+        reported = by_line.pop(f"faults.md:{number}", [])
+        if kind == "ok":
+            assert not reported, (en, reported)
+        else:
+            assert reported and all(kind in r for r in reported), (kind, en, reported)
+    # the repeated heading: the page that departs from the other two is named
+    assert [t for t in by_line.pop("h2.md:1")] == [
+        "the heading 'Check yourself' is “自我检测” here and “自测” on 2 other page(s): "
+        "a repeated heading has one translation"]
+    # a page without a catalog
+    assert by_line.pop("orphan") == [f"no catalog {po_dir / 'orphan.po'}"]
+    assert not by_line, by_line
+
+
+def test_checking_one_page_still_compares_its_headings_with_every_other_page(
+        tmp_path: Path) -> None:
+    pot_dir, po_dir = _small_catalogs(tmp_path, FAULTS[:1], ["自测", "自测", "自我检测"])
+    assert i18n.problems("h0", pot_dir=pot_dir, catalog_dir=po_dir) == []
+    assert len(i18n.problems("h2", pot_dir=pot_dir, catalog_dir=po_dir)) == 1
+    # one translation everywhere: nothing to report
+    pot_dir, po_dir = _small_catalogs(tmp_path / "same", FAULTS[:1], ["自测", "自测"])
+    assert i18n.problems(pot_dir=pot_dir, catalog_dir=po_dir) == [
+        f"orphan: no catalog {po_dir / 'orphan.po'}"]

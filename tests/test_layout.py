@@ -56,7 +56,8 @@ def test_bplib_imports_nothing_of_grading_tools_or_tests(path):
     assert not bad, f"bplib/{path.name} imports {sorted(bad)}: bplib must know nothing of grading"
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "bpgrade").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "bpgrade").rglob("*.py")),
+                         ids=lambda p: p.relative_to(ROOT / "bpgrade").as_posix())
 def test_bpgrade_imports_no_tools_tests_or_chapters(path):
     bad = imported_modules(path) & {"tools", "tests", "chapters"}
     assert not bad, f"bpgrade/{path.name} imports {sorted(bad)}: imports run one way"
@@ -102,7 +103,7 @@ def test_the_distribution_is_not_called_bplib_and_ships_both_packages():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
     # "bplib" on the public index is an unrelated (crypto) package.
     assert meta["project"]["name"] not in ("bplib", "bpgrade")
-    assert set(meta["tool"]["setuptools"]["packages"]) == {"bplib", "bpgrade"}
+    assert set(meta["tool"]["setuptools"]["packages"]) == {"bplib", "bpgrade", "bpgrade.checks"}
     assert meta["project"]["dependencies"] == ["numpy>=2"], "the student install is numpy only"
     extras = meta["project"]["optional-dependencies"]
     assert {"students", "book", "grade", "keras", "dev", "course"} <= set(extras)

@@ -2,7 +2,7 @@
 
 A gradient by finite differences meets the numerical comparison's tolerance, so every
 gradient check also compares with the analytic reference (bplib's backward functions,
-called by the grader) to :data:`bpgrade.checks.DERIVED_RTOL`, which only an analytic
+called by the grader) to :data:`bpgrade.checks.compare.DERIVED_RTOL`, which only an analytic
 computation reaches. Both sides are tested here: numerical variants (central, forward
 and five-point differences, loops over entries and vectorised, steps from 1e-7 to 1) are
 refused with words that say so; analytic variants (``@``, ``np.dot``, einsum, loops over
@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from bpgrade import checks as T
+from bpgrade.checks import compare, ex04_backward
 from bplib import functional as F
 
 # --------------------------------------------------------------------------- numerical variants
@@ -421,9 +422,9 @@ def test_an_analytic_gradient_passes_however_it_is_written(name, i):
 
 @pytest.mark.parametrize(("name", "i"), _cases(NUMERICAL))
 def test_without_the_guard_the_numerical_gradient_would_pass(name, i, monkeypatch):
-    monkeypatch.setattr(T, "DERIVED_RTOL", np.inf)
+    monkeypatch.setattr(compare, "DERIVED_RTOL", np.inf)
     if name == "relu_backward":
-        monkeypatch.setattr(T, "_check_relu_near_kink", lambda *args: None)
+        monkeypatch.setattr(ex04_backward, "_check_relu_near_kink", lambda *args: None)
     RUNS[name](NUMERICAL[name][i])
 
 
@@ -433,7 +434,8 @@ def test_the_message_names_the_gradient_and_the_size_of_the_error():
     assert re.fullmatch(
         r"linear_backward: dx looks numerical, not derived: it is right to about \de-1\d "
         r"relative error, where the chain rule gives 1e-15 or better\. .*apply the chain rule",
-        str(info.value)), str(info.value)
+        info.value.message), str(info.value)
+    assert info.value.id == "looks-numerical"
 
 
 def test_a_large_step_on_the_linear_layer_is_caught_by_the_large_bias():
@@ -474,13 +476,13 @@ def test_a_wrong_gradient_is_still_diagnosed_by_the_numerical_comparison_first()
 def _measure() -> None:  # pragma: no cover - prints the numbers DERIVED_RTOL is chosen from
     """Worst analytic and best numerical error of every variant over every graded input."""
     seen: list[float] = []
-    real = T._derived_error
+    real = compare.derived_error
 
     def recording(got, ref):
         seen.append(real(got, ref))
         return 0.0
 
-    T._derived_error = recording
+    compare.derived_error = recording
     numerical = {
         "linear_backward": [(f"{s} h={h:g}", numerical_linear(h, s))
                             for s in ("central", "forward", "five-point")
@@ -525,7 +527,7 @@ def _measure() -> None:  # pragma: no cover - prints the numbers DERIVED_RTOL is
                 print(f"    {label:>22}: best {min(seen):.1e}, median "
                       f"{float(np.median(seen)):.1e}, worst {max(seen):.1e}")
     finally:
-        T._derived_error = real
+        compare.derived_error = real
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -154,6 +154,23 @@ def test_each_mistake_loses_exactly_the_points_of_the_functions_it_got_wrong(cou
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 @pytest.mark.slow
+def test_each_sample_fails_its_test_cell_with_the_diagnosis_it_declares(course, assignment):
+    """Graded by nbgrader: the test cell of the broken function ends in an error output
+    ``Diagnosis`` whose last line names the sample's id (what a class report reads).
+    ``tests/test_diagnoses.py`` checks that every id of the catalogue has such a sample."""
+    samples = [e for e in _samples(course, assignment, "wrong_")]
+    assert samples and all(e.diagnosis for e in samples), [e.student for e in samples]
+    for e in samples:
+        cell = _autograded(course, assignment, e.student)[f"test_{e.function}"]
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        assert errors, f"{e.student}: test_{e.function} has no error output"
+        assert errors[-1].ename == "Diagnosis", (e.student, errors[-1].ename, errors[-1].evalue)
+        assert errors[-1].evalue.splitlines()[-1] == f"[diagnosis: {e.diagnosis}]", \
+            (e.student, errors[-1].evalue)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+@pytest.mark.slow
 def test_never_ending_submission_is_stopped_by_the_cell_timeout_and_scores_zero_there(
         course, assignment):
     (e,) = _samples(course, assignment, "never_ending")

@@ -5,7 +5,9 @@ printed body must be the formula of the chapter (short, no ``raise``, no shape
 checks): the argument checks live in the validator named on the function's
 ``@checked(...)`` line (``bplib/_validate.py``). These tests find every such
 print in ``chapters/*.md``, so a new one is covered (or fails, asking for a
-bad call below), and they fail if a check moves back into a printed body.
+bad call below), and they fail if a check moves back into a printed body. The
+same holds for every function a validator guards and no chapter prints: a
+``raise``, a ``require_*`` call or a shape comparison in its body fails too.
 """
 
 from __future__ import annotations
@@ -140,7 +142,69 @@ def test_every_function_and_update_rule_is_checked_by_a_validator_of_its_own_sig
            for p in inspect.signature(fn.validate).parameters.values()]
     assert got == wanted, (
         f"{name}: validator {fn.validate.__name__} takes {got}, the function {wanted}")
-    assert not [line for line in body_lines(fn) if re.search(r"\braise\b", line)], name
+
+
+# --------------------------------------------------------------------------- every guarded body
+# A function that a validator guards (``@checked(...)``, anywhere in bplib), and the in-place
+# twin its decorator names, keeps no check in its body, printed by a chapter or not: a
+# ``require_*`` call, a shape or ndim comparison or a ``raise`` moved back from the validator
+# fails here. Found in the source, so a new guarded function is covered without a list.
+
+
+def _is_checked(node: ast.FunctionDef) -> ast.Call | None:
+    for decorator in node.decorator_list:
+        if (isinstance(decorator, ast.Call) and isinstance(decorator.func, ast.Name)
+                and decorator.func.id == "checked"):
+            return decorator
+    return None
+
+
+def _body_of(node: ast.FunctionDef, lines: list[str]) -> list[str]:
+    stmts = node.body
+    if stmts and isinstance(stmts[0], ast.Expr) and isinstance(stmts[0].value, ast.Constant):
+        stmts = stmts[1:]  # the docstring
+    return lines[stmts[0].lineno - 1: stmts[-1].end_lineno] if stmts else []
+
+
+def guarded_bodies() -> dict[str, list[str]]:
+    """``{"bplib/optim.py: adam_update": its body's lines}`` for every guarded function
+    and every in-place twin (``inplace=...`` on the decorator) of bplib."""
+    found = {}
+    for path in sorted((REPO_ROOT / "bplib").glob("*.py")):
+        if path.name == "_validate.py":
+            continue
+        source = path.read_text(encoding="utf-8")
+        tree, lines = ast.parse(source), source.splitlines()
+        functions = {node.name: node for node in ast.walk(tree)
+                     if isinstance(node, ast.FunctionDef)}
+        for node in functions.values():
+            decorator = _is_checked(node)
+            if decorator is None:
+                continue
+            found[f"bplib/{path.name}: {node.name}"] = _body_of(node, lines)
+            for keyword in decorator.keywords:
+                if keyword.arg == "inplace" and isinstance(keyword.value, ast.Name):
+                    twin = functions[keyword.value.id]
+                    found[f"bplib/{path.name}: {twin.name}"] = _body_of(twin, lines)
+    return found
+
+
+GUARDED = guarded_bodies()
+
+
+def test_the_guarded_bodies_found_in_the_source_cover_every_checked_function():
+    names = {key.split(": ")[1] for key in GUARDED}
+    assert {name.split(".")[-1] for name in checked_functions()} <= names, sorted(names)
+    assert {"__call__", "__pow__", "log", "_adam_in_place"} <= names, sorted(names)
+    printed = {getattr(fn, "__name__", "") for fn in PRINTED.values()}
+    assert names - printed, "every guarded function is printed: nothing left to cover here"
+
+
+@pytest.mark.parametrize("key", list(GUARDED))
+def test_a_guarded_body_holds_no_check_printed_or_not(key):
+    checks = [line.strip() for line in GUARDED[key] if CHECK_LINE.search(line)]
+    assert not checks, (f"{key} checks its arguments in its body; the check belongs in its "
+                        f"validator (bplib/_validate.py): {checks}")
 
 
 def test_update_rules_keep_their_keyword_only_inplace_flag():

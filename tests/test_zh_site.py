@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 import pytest
 import test_browser
 from bs4 import BeautifulSoup
-from conftest import toc_docnames
+from conftest import REPO_ROOT, toc_docnames
 from test_browser import ARTIFACTS, Visit
 
 ZH = "zh_CN"
@@ -85,6 +85,51 @@ def test_every_page_is_in_chinese_with_the_english_pages_code_outputs_and_number
     assert not extra, f"{docname}: unrendered markup {dict(extra)}"
 
 
+FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*(\S*)")
+CODE_DIRECTIVES = {"{code-cell}", "{code-block}", "{code}", "{literalinclude}"}
+
+
+def glue_roles(docname: str) -> list[str]:
+    """The keys of the ``{glue:text}`` roles in the page's English source, in order, outside
+    code: code cells and literal blocks are skipped, directives (an admonition, a
+    dropdown) hold prose and are read."""
+    prose, directives, code = [], [], None
+    for line in (REPO_ROOT / f"{docname}.md").read_text(encoding="utf-8").splitlines():
+        fence = FENCE.match(line)
+        if code:  # inside code: only the fence that closes it matters
+            if fence and fence.group(1) == code and not fence.group(2):
+                code = None
+        elif fence and not fence.group(2) and directives and fence.group(1) == directives[-1]:
+            directives.pop()  # the end of an admonition, a dropdown ...
+        elif fence and fence.group(2).startswith("{") and fence.group(2) not in CODE_DIRECTIVES:
+            directives.append(fence.group(1))
+        elif fence:
+            code = fence.group(1)
+        else:
+            prose.append(line)
+    return re.findall(r"\{glue:text\}`([\w.-]+)", "\n".join(prose))
+
+
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_every_glued_number_of_the_source_reaches_both_editions(
+        built_site: Path, zh_site: Path, docname: str) -> None:
+    """One number per ``{glue:text}`` role of the English page, in both editions. The glue
+    calls live in removed cells (``remove-cell``), which MyST-NB drops from the page but
+    whose outputs still carry the values: a number that did not arrive would show as a
+    missing span here, in either edition."""
+    roles = glue_roles(docname)
+
+    def glued(page):
+        return [s.get_text() for s in article(page).select("span.pasted-text")]
+
+    en = glued(soup(built_site / f"{docname}.html"))
+    zh = glued(soup(zh_site / f"{docname}.html"))
+    assert len(en) == len(roles), (
+        f"{docname}: {len(roles)} glue roles in the source, {len(en)} numbers on the page")
+    assert Counter(zh) == Counter(en), f"{docname}: the Chinese edition lacks glued numbers"
+    assert all(value.strip() for value in en), f"{docname}: an empty glued value"
+
+
 @pytest.mark.parametrize("docname", toc_docnames())
 def test_the_language_link_goes_to_the_same_page_in_the_other_edition_and_back(
         built_site: Path, zh_site: Path, docname: str) -> None:
@@ -110,7 +155,7 @@ def test_the_themes_labels_are_in_chinese(built_site: Path, zh_site: Path) -> No
     # the parts of the navigation (toctree captions, which the toc extension inserts late)
     captions = [c.get_text() for c in soup(zh_site / "intro.html").select(".caption-text")]
     assert captions[:3] == ["课程", "练习", "参考"], captions
-    assert "反向传播：从史前史到微调" in page
+    assert "反向传播：从前史到微调" in page
 
 
 def test_the_chinese_search_index_splits_words_with_jieba(zh_site: Path) -> None:
@@ -179,3 +224,207 @@ def test_chinese_text_is_drawn_with_a_cjk_font_and_saved_as_a_screenshot(
     target.unlink(missing_ok=True)
     png = visit.page.screenshot(path=str(target), full_page=False)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and target.stat().st_size > 10_000
+
+
+# ------------------------------------------------------------- typography and the theme
+
+def link_targets(site: Path, page_path: Path) -> Counter:
+    """Where the article's links go, as paths of the site with the Chinese edition's
+    ``zh_CN/`` taken off (and the fragment kept): the same for both editions of a page."""
+    out: Counter = Counter()
+    for a in article(soup(page_path)).select("a[href]"):
+        url = urlsplit(urljoin(page_path.as_uri(), a["href"]))
+        if url.scheme != "file":
+            out[a["href"]] += 1
+            continue
+        where = Path(url.path).resolve().relative_to(site.resolve()).as_posix()
+        out[where.removeprefix(f"{ZH}/") + (f"#{url.fragment}" if url.fragment else "")] += 1
+    return out
+
+
+@pytest.mark.parametrize("docname", toc_docnames())
+def test_raw_html_blocks_and_links_reach_the_chinese_page_whole(
+        built_site: Path, zh_site: Path, docname: str) -> None:
+    """A raw HTML block (the intro's PDF paragraph) is on the Chinese page as its catalog
+    translates it, not as "::" and not dropped; every link of the English page goes to the
+    same place on the Chinese one (a block or a citation that vanishes or degrades takes
+    its links with it)."""
+    from tools import i18n
+
+    en_html = (built_site / f"{docname}.html").read_text(encoding="utf-8")
+    zh_html = (zh_site / f"{docname}.html").read_text(encoding="utf-8")
+    raw = [m for m in i18n.read_catalog(i18n.CATALOGS / f"{docname}.po")
+           if m.id and m.id.lstrip().startswith("<")]
+    for message in raw:
+        assert message.id.strip() in en_html, f"{docname}: raw block not on the English page"
+        assert message.string.strip() in zh_html, (
+            f"{docname}: the raw block {message.id[:50]!r} is not on the Chinese page as "
+            "translated")
+    en_text, zh_text = prose_text(soup(built_site / f"{docname}.html")), prose_text(
+        soup(zh_site / f"{docname}.html"))
+    assert zh_text.count("::") <= en_text.count("::"), f"{docname}: a stray '::'"
+    en_links = link_targets(built_site, built_site / f"{docname}.html")
+    zh_links = link_targets(built_site, zh_site / f"{docname}.html")
+    assert zh_links == en_links, (f"{docname}: links only in English {dict(en_links - zh_links)},"
+                                  f" only in Chinese {dict(zh_links - en_links)}")
+
+
+def test_the_intro_links_the_pdf_in_both_editions(built_site: Path, zh_site: Path) -> None:
+    for page in (built_site / "intro.html", zh_site / "intro.html"):
+        targets = link_targets(built_site, page)
+        assert targets["book.pdf"] == 1, (page, targets)
+
+
+def test_textual_citations_read_he_and_deng_in_chinese(built_site: Path, zh_site: Path) -> None:
+    """{cite:t} names two authors "A 和 B" and three or more "A 等" on Chinese pages;
+    the English pages keep "and" and "et al."."""
+    def citations(path: Path) -> list[str]:
+        return [c.get_text() for c in article(soup(path)).select("span.bibtex-citation")]
+
+    for docname in ("chapters/01_history", "chapters/bibliography"):
+        zh, en = citations(zh_site / f"{docname}.html"), citations(built_site / f"{docname}.html")
+        assert zh and len(zh) == len(en), (docname, zh, en)
+        assert not [c for c in zh if " and " in c or "et al" in c], (docname, zh)
+    history = citations(zh_site / "chapters" / "01_history.html")
+    assert any(c.startswith("McCulloch 和 Pitts [") for c in history), history
+    assert any(c.startswith("Rumelhart 等 [") for c in history), history
+    english = citations(built_site / "chapters" / "01_history.html")
+    assert any(c.startswith("McCulloch and Pitts [") for c in english), english
+    assert any("et al." in c for c in english), english
+
+
+PUNCTUATION_AFTER = "，。；：、！？）"
+
+
+@pytest.mark.parametrize("docname", ["chapters/03_error", "chapters/04_gradients"])
+def test_inline_math_and_the_punctuation_after_it_are_one_unbreakable_group(
+        zh_site: Path, docname: str) -> None:
+    """In the HTML: no inline formula is followed by Chinese punctuation outside the
+    no-wrap group that keeps them on one line."""
+    loose, kept = [], 0
+    for math in article(soup(zh_site / f"{docname}.html")).select("span.math"):
+        following = math.next_sibling
+        text = following if isinstance(following, str) else ""
+        in_group = math.parent.name == "span" and "nowrap" in (math.parent.get("class") or [])
+        if in_group:
+            kept += 1
+        elif text[:1] in PUNCTUATION_AFTER and text[:1]:
+            loose.append(math.get_text() + text[:3])
+    assert not loose, f"{docname}: formulas whose punctuation may start a line: {loose[:5]}"
+    assert kept > 5, f"{docname}: only {kept} formulas kept with their punctuation"
+
+
+def english_labels(html: str) -> list[str]:
+    """Tooltips, accessible names and alt texts outside the article that are English: a
+    Latin word of three letters or more, other than names the Chinese pages keep. (The
+    theme's print-only table of contents, hidden on screen and from screen readers, is
+    left out.)"""
+    names = {"Binder", "Colab", "JupyterHub", "PDF", "English", "ipynb", "bplib", "Ctrl"}
+    page = BeautifulSoup(html, "html.parser")
+    for node in page.select("article.bd-article, script, style, nav.language-switch, "
+                            ".onlyprint"):
+        node.decompose()
+    found = []
+    for element in page.find_all(True):
+        for attr in ("title", "aria-label", "data-bs-title", "alt", "placeholder"):
+            words = set(re.findall(r"[A-Za-z]{3,}", element.get(attr) or "")) - names
+            if words:
+                found.append(f"<{element.name} {attr}={element.get(attr)!r}>")
+    return found
+
+
+def test_the_themes_labels_are_mainland_chinese(zh_site: Path) -> None:
+    page = (zh_site / "chapters" / "03_error.html").read_text(encoding="utf-8")
+    for english in ("Repository", "Launch on", "Color mode", "Toggle primary sidebar",
+                    "System Settings", "列印", "Copyright", "The course authors"):
+        assert english not in page, english
+    for chinese in ("打印为 PDF", "代码仓库", "在 Binder 上运行", "颜色模式", "作者：本课程作者"):
+        assert chinese in page, chinese
+    # what is left English is what a11y.js removes or renames once the page runs
+    left = english_labels(page)
+    assert all("Toggle hidden content" in label or "Sections" in label for label in left), left
+
+
+# Each span.nowrap whose punctuation is not on the line of its formula: the punctuation's
+# middle outside the formula's box, or to its left (on the next line). Returns
+# [groups measured, [the groups that broke]].
+BROKEN_GROUPS_JS = """() => {
+  const broken = []; let measured = 0;
+  for (const group of document.querySelectorAll("article span.nowrap")) {
+    const math = group.querySelector("mjx-container"), last = group.lastChild;
+    if (!math || !last || last.nodeType !== Node.TEXT_NODE || !last.textContent.trim()) continue;
+    const range = document.createRange();
+    range.setStart(last, 0);
+    range.setEnd(last, 1);
+    const p = range.getBoundingClientRect(), m = math.getBoundingClientRect();
+    if (!p.width || !m.width) continue;  // in a closed dropdown
+    measured += 1;
+    const middle = (p.top + p.bottom) / 2;
+    if (middle < m.top - 1 || middle > m.bottom + 1 || p.left < m.left) {
+      broken.push(group.textContent.slice(0, 40));
+    }
+  }
+  return [measured, broken];
+}"""
+
+
+@pytest.mark.slow
+def test_no_line_begins_with_the_punctuation_after_a_formula(
+        visit: Visit, site_url: str) -> None:
+    """Chapter 3 in Chinese at widths from a phone's to a desktop's: every formula that
+    a ，。；： follows keeps it on its line. With the no-wrap rule switched off, the same
+    measurement finds lines that begin with the punctuation (the check can fail)."""
+    visit.open(f"{site_url}/{ZH}/chapters/03_error.html")
+    visit.typeset_math()
+
+    def broken_over_widths() -> tuple[int, list[str]]:
+        measured, found = 0, []
+        for width in range(360, 1281, 40):
+            visit.page.set_viewport_size({"width": width, "height": 900})
+            measured, broken = visit.page.evaluate(BROKEN_GROUPS_JS)
+            found += [f"{width}px: {b}" for b in broken]
+        return measured, found
+
+    measured, broken = broken_over_widths()
+    assert measured > 20, f"only {measured} formulas with punctuation measured"
+    assert not broken, broken[:10]
+    visit.page.add_style_tag(content=".nowrap { white-space: normal !important; }")
+    _, without_rule = broken_over_widths()
+    assert without_rule, "without white-space: nowrap no line broke: the check sees nothing"
+    assert not visit.errors, visit.errors
+
+
+EMPHASIS_STYLE_JS = """selector => Array.from(document.querySelectorAll(selector)).map(em => {
+  const style = getComputedStyle(em);
+  return [em.textContent, style.fontStyle, style.textEmphasisStyle];
+})"""
+
+
+@pytest.mark.slow
+def test_chinese_emphasis_is_upright_with_emphasis_dots_and_latin_stays_italic(
+        visit: Visit, site_url: str) -> None:
+    visit.open(f"{site_url}/{ZH}/chapters/03_error.html")
+    chinese = visit.page.evaluate(EMPHASIS_STYLE_JS, "article em.cjk")
+    assert len(chinese) > 3, chinese
+    for text, font_style, emphasis in chinese:
+        assert font_style == "normal" and "dot" in emphasis, (text, font_style, emphasis)
+    visit.open(f"{site_url}/{ZH}/intro.html")  # "*gradient descent*（梯度下降）"
+    latin = visit.page.evaluate(EMPHASIS_STYLE_JS, "article em:not(.cjk)")
+    assert latin and all(s == "italic" and e == "none" for _, s, e in latin), latin
+    visit.open(f"{site_url}/chapters/03_error.html")
+    english = visit.page.evaluate(EMPHASIS_STYLE_JS, "article em")
+    assert english and all(s == "italic" for _, s, _ in english), english
+
+
+@pytest.mark.slow
+def test_the_chinese_pages_controls_have_chinese_names_once_they_run(
+        visit: Visit, site_url: str) -> None:
+    """After the page's scripts ran (a11y.js names the navigation's arrows and the home
+    link, the theme builds its tooltips): no English tooltip or accessible name."""
+    for docname in ("chapters/01_history", "chapters/exercises"):
+        visit.open(f"{site_url}/{ZH}/{docname}.html")
+        visit.page.wait_for_load_state("load")
+        assert english_labels(visit.page.content()) == [], docname
+        names = visit.page.locator("li.has-children > details > summary").evaluate_all(
+            "s => s.map(e => e.getAttribute('aria-label'))")
+        assert names and all(n.endswith("的小节") for n in names), names

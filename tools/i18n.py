@@ -57,7 +57,7 @@ def overrides(language: str | None, root: Path = ROOT) -> dict:
     if language:
         conf.update({
             "language": language,
-            "html_title": "反向传播：从史前史到微调",
+            "html_title": "反向传播：从前史到微调",
             "html_search_language": "zh",
             # jieba, which splits Chinese text into words for the search index, learns
             # the glossary's terms: 反向传播 is then one word, found as typed.
@@ -224,21 +224,35 @@ def prose(text: str) -> str:
     return rest
 
 
+# A quotation in Latin letters inside Chinese text (a log line quoted exactly, so that a
+# reader can search for it): English text, like code.
+LATIN_QUOTE = re.compile(r"“[^“”\u4e00-\u9fff]*”")
+# The typography rules of CONTRIBUTING.md, each a pattern on a translation's prose (roles,
+# math, code and Latin quotations replaced by \x00, which counts as Latin text).
+LATIN = r"[A-Za-z0-9\x00]"
+NUMBER = r"(?:[0-9]|\x00)"
+SPACING_RULES = [
+    (rf"[{CJK}]{LATIN}|{LATIN}[{CJK}]", "no space between Chinese and Latin text"),
+    (rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]|[,;:!?]\s*[{CJK}]",
+     "ASCII punctuation (or a space before punctuation) in a Chinese sentence"),
+    (rf"\([{CJK}]|[{CJK}]\)", "ASCII parenthesis around Chinese text (use （ ）)"),
+    (rf"[{FULLWIDTH}] +(?=\S)|(?<=\S) +[，。；：！？、）」》”]",
+     "a space next to full-width punctuation"),
+    (rf"{NUMBER}\s+%", "a space before % (write 27%)"),
+    (rf"{NUMBER}\s*(?:ms|s|min|h)(?![A-Za-z0-9])",
+     "a unit symbol for time in Chinese text (write 秒, 毫秒, 分钟, 小时)"),
+    (rf"{NUMBER}\s*[–—~～]\s*{NUMBER}", "a range written with a dash (write 0 到 4)"),
+]
+
+
 def spacing_problems(msgstr: str) -> list[str]:
-    """The spacing and punctuation rule of CONTRIBUTING.md, on one translation."""
+    """The spacing, punctuation, unit and range rules of CONTRIBUTING.md, on one
+    translation."""
     text = prose(msgstr).replace("**", "").replace("*", "")
     text = re.sub(r"\[([^\]]*)\]", r"\1", text)  # link text counts as running text
-    latin = r"[A-Za-z0-9\x00]"
-    rules = [
-        (rf"[{CJK}]{latin}|{latin}[{CJK}]", "no space between Chinese and Latin text"),
-        (rf"[{CJK}][,;:!?]|[{CJK}]\.(?!\.)|[{CJK}]\s+[,;:!?。，]|[,;:!?]\s*[{CJK}]",
-         "ASCII punctuation (or a space before punctuation) in a Chinese sentence"),
-        (rf"\([{CJK}]|[{CJK}]\)", "ASCII parenthesis around Chinese text (use （ ）)"),
-        (rf"[{FULLWIDTH}] +(?=\S)|(?<=\S) +[，。；：！？、）」》”]",
-         "a space next to full-width punctuation"),
-    ]
+    text = LATIN_QUOTE.sub("“\x00”", text)
     out = []
-    for pattern, what in rules:
+    for pattern, what in SPACING_RULES:
         for m in re.finditer(pattern, text):
             seg = text[max(0, m.start() - 8): m.end() + 8].replace("\x00", "‹…›")
             out.append(f"{what}: “{seg}”")
@@ -246,15 +260,22 @@ def spacing_problems(msgstr: str) -> list[str]:
 
 
 def glossary_table(path: Path = GLOSSARY) -> list[tuple[str, set[str]]]:
-    """``(English cell, {Chinese variants})`` of each row of the glossary's table (the
-    variants are the Chinese cell's ``A / B``). The authority for terms: the Chinese
-    edition's check and tests/test_glossary.py both read it through here."""
+    """``(English cell, {Chinese variants})`` of each row of the glossary's table. The
+    variants are the Chinese cell's ``A / B``, and of a term with a parenthesised
+    synonym, ``logit（未归一化的得分）``, the whole, the term and the synonym. The
+    authority for terms: the Chinese edition's check and tests/test_glossary.py both
+    read it through here."""
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 3 or cells[0] in ("English", "") or set(cells[0]) <= {"-"}:
             continue
-        rows.append((cells[0], {v.strip() for v in cells[1].split("/") if v.strip()}))
+        chinese = {v.strip() for v in cells[1].split("/") if v.strip()}
+        for v in list(chinese):
+            m = re.match(r"^(.*?)（(.*)）$", v)
+            if m:
+                chinese |= {m.group(1).strip(), m.group(2).strip()}
+        rows.append((cells[0], chinese))
     return rows
 
 
@@ -263,11 +284,6 @@ def glossary() -> dict[str, set[str]]:
     ``backpropagation (BP)`` gives ``backpropagation`` and ``BP``."""
     rows: dict[str, set[str]] = {}
     for cell, chinese in glossary_table():
-        # "Sigmoid 函数（S 型函数）": the parenthesised form is a variant too
-        for v in list(chinese):
-            m = re.match(r"^(.*?)（(.*)）$", v)
-            if m:
-                chinese |= {m.group(1).strip(), m.group(2).strip()}
         english = re.sub(r"\s*\(.*?\)", "", cell)
         rows[english] = chinese
         abbr = re.search(r"\(([A-Z]{2,5})\)", cell)
@@ -319,6 +335,47 @@ def glossary_problems(msgid: str, msgstr: str, rows: dict[str, set[str]],
     return out
 
 
+def _source_lines(path: Path) -> list[str]:
+    if path not in _SOURCE_LINES:
+        _SOURCE_LINES[path] = (path.read_text(encoding="utf-8").splitlines()
+                               if path.is_file() else [])
+    return _SOURCE_LINES[path]
+
+
+_SOURCE_LINES: dict[Path, list[str]] = {}
+HEADING = re.compile(r"#{1,6}\s")
+
+
+def is_heading(message, pot_dir: Path) -> bool:
+    """Whether the message is a Markdown heading (``## Check yourself``) of its page: its
+    source line, which the .pot names relative to ``pot_dir``, starts with ``#``."""
+    for path, line in message.locations:
+        if line and str(path).endswith(".md"):
+            lines = _source_lines((pot_dir / path).resolve())
+            if 0 < line <= len(lines) and HEADING.match(lines[line - 1]):
+                return True
+    return False
+
+
+def heading_problems(headings: dict[str, dict[str, list[tuple[str, str]]]],
+                     docname: str | None = None) -> list[str]:
+    """A heading that repeats across pages ("Check yourself") has one translation: every
+    place that departs from the most common one is a problem. ``headings`` maps the
+    English heading to ``{translation: [(page, where), ...]}``."""
+    out = []
+    for english, by_chinese in headings.items():
+        if len(by_chinese) < 2:
+            continue
+        best = max(by_chinese, key=lambda chinese: len(by_chinese[chinese]))
+        for chinese, places in by_chinese.items():
+            if chinese == best:
+                continue
+            out += [f"{where}: the heading {english!r} is “{chinese}” here and “{best}” on"
+                    f" {len(by_chinese[best])} other page(s): a repeated heading has one"
+                    " translation" for page, where in places if docname in (None, page)]
+    return out
+
+
 def problems(docname: str | None = None, *, pot_dir: Path = POT,
              catalog_dir: Path = CATALOGS) -> list[str]:
     """Every rule, as one line per problem, naming the page and line of the source.
@@ -326,22 +383,26 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
     - every message of the extracted .pot is in the catalog, translated, not fuzzy;
     - a translation keeps the message's roles, math, code, link targets and URLs;
     - Chinese and Latin text are separated by one space, Chinese sentences use
-      full-width punctuation (CONTRIBUTING.md);
+      full-width punctuation, no space before %, time units in Chinese, ranges with 到
+      (CONTRIBUTING.md);
     - glossary terms are translated as the glossary says, unless the message carries a
-      translator comment ``glossary-exception: TERM: reason``.
+      translator comment ``glossary-exception: TERM: reason``;
+    - a heading that repeats across pages is translated the same way on every page
+      (read from every catalog, also when one page is checked).
     """
     rows = glossary()
     pots = sorted(pot_dir.rglob("*.pot"))
     if not pots:
         return [f"no .pot files in {pot_dir}: run python -m tools.i18n gettext"]
     out = []
+    headings: dict[str, dict[str, list[tuple[str, str]]]] = {}
     for pot_path in pots:
         name = pot_path.relative_to(pot_dir).with_suffix("").as_posix()
-        if docname and name != docname:
-            continue
+        mine = docname in (None, name)
         po_path = catalog_dir / f"{name}.po"
         if not po_path.exists():
-            out.append(f"{name}: no catalog {po_path.relative_to(ROOT)}")
+            if mine:
+                out.append(f"{name}: no catalog {po_path}")
             continue
         catalog = read_catalog(po_path)
         for message in read_catalog(pot_path):
@@ -353,6 +414,11 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
                               + (f":{n}" if n else " (a table cell)")
                               for p, n in message.locations) or name
             have = catalog.get(message.id)
+            if have is not None and have.string and is_heading(message, pot_dir):
+                headings.setdefault(message.id, {}).setdefault(have.string, []).append(
+                    (name, where))
+            if not mine:
+                continue
             if have is None or not have.string:
                 out.append(f"{where}: untranslated: {message.id[:70]!r}")
                 continue
@@ -377,7 +443,7 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
                         for m in [GLOSSARY_EXCEPTION.search(c)] if m}
             out += [f"{where}: {p}"
                     for p in glossary_problems(message.id, have.string, rows, excepted)]
-    return out
+    return out + heading_problems(headings, docname)
 
 
 def todo(docname: str) -> dict[str, str]:

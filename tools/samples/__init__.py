@@ -7,7 +7,13 @@ Students (one folder each in ``submitted/``):
 - ``blank``: the release as it is;
 - ``wrong_<snippet>``: ``correct``, except one solution cell whose stub is replaced
   by the body stored in ``tools/samples/<assignment>/<grade_id>[--<slug>].py``
-  (a typical mistake; its first comment line says which);
+  (a typical mistake; its first comment line says which, and a line
+  ``# diagnosis: <id>`` names the diagnosis of :mod:`bpgrade.checks.diagnoses` that the
+  test cell of that function must fail with). A snippet with the line
+  ``# replaces: cell`` is the whole cell instead (for a mistake outside the stub, such as
+  a changed forward half or an import below the function); one with the line
+  ``# callers: unaffected`` breaks its own function's test only (its mistake does not
+  show in the functions that call it, e.g. ReLU's mask at exactly 0);
 - ``never_ending``: ``correct``, except that the first solution cell's body loops
   forever when called (``never_ending/in_function.py``) and the last solution
   cell starts with a top-level infinite loop (``never_ending/top_level.py``),
@@ -47,6 +53,8 @@ class Expected:
     broken: set[str] = field(default_factory=set)  # solution cells' grade_ids
     failing: set[str] = field(default_factory=set)  # test cells' grade_ids
     points: dict[str, float] = field(default_factory=dict)  # test grade_id -> points
+    diagnosis: str = ""  # the id the test cell of the broken function fails with
+    function: str = ""  # the grade_id of the broken solution cell (its test: test_<it>)
 
     @property
     def score(self) -> float:
@@ -137,8 +145,11 @@ def fill_stubs(source: str, bodies: list[str | None]) -> str:
 # ------------------------------------------------------------------------- expectations
 
 
-def broken_closure(source_nb, broken: set[str]) -> set[str]:
-    """Solution cells that fail because they are broken or call a broken cell's names."""
+def broken_closure(source_nb, broken: set[str], callers_fail: bool = True) -> set[str]:
+    """Solution cells that fail because they are broken or call a broken cell's names
+    (only the broken ones when ``callers_fail`` is false)."""
+    if not callers_fail:
+        return set(broken)
     sols = solution_cells(source_nb)
     names = {g: defined_names(c.source) for g, c in sols.items()}
     result, grew = set(broken), True
@@ -154,10 +165,11 @@ def broken_closure(source_nb, broken: set[str]) -> set[str]:
     return result
 
 
-def expect(source_nb, assignment: str, student: str, broken: set[str], description: str):
+def expect(source_nb, assignment: str, student: str, broken: set[str], description: str,
+           callers_fail: bool = True):
     """The expected grades of a submission whose solution cells ``broken`` are wrong."""
     sols = solution_cells(source_nb)
-    closure = broken_closure(source_nb, broken)
+    closure = broken_closure(source_nb, broken, callers_fail)
     bad_names = set().union(set(), *(defined_names(sols[g].source) for g in closure))
     tests = test_cells(source_nb)
     return Expected(
@@ -173,13 +185,39 @@ def expect(source_nb, assignment: str, student: str, broken: set[str], descripti
 # ------------------------------------------------------------------------ submissions
 
 
-def _snippet(path: Path) -> tuple[str, list[str]]:
-    """(description, bodies) of a snippet file; bodies split at REGION_SEPARATOR."""
-    text = "\n".join(line for line in path.read_text().split("\n")
-                     if not line.startswith("# ruff:"))
+@dataclass
+class Snippet:
+    """A sample mistake: what it does, its code, the diagnosis it earns."""
+
+    description: str
+    bodies: list[str]  # one per stub of the cell, or the whole cell when ``whole``
+    diagnosis: str = ""
+    whole: bool = False
+    callers_fail: bool = True
+
+
+_HEADER = ("# ruff:", "# diagnosis:", "# replaces:", "# callers:")
+
+
+def read_snippet(path: Path) -> Snippet:
+    """A snippet file: its first comment line describes it; ``# diagnosis: <id>`` and
+    ``# replaces: cell`` are read and left out of the code; bodies split at
+    REGION_SEPARATOR."""
+    lines = path.read_text().split("\n")
+    meta = {line.split(":", 1)[0][2:]: line.split(":", 1)[1].strip()
+            for line in lines if line.startswith(_HEADER[1:])}
+    text = "\n".join(line for line in lines if not line.startswith(_HEADER))
     first = text.lstrip().split("\n", 1)[0]
     description = first.lstrip("# ").strip() if first.startswith("#") else path.stem
-    return description, [b.strip("\n") for b in text.split(REGION_SEPARATOR)]
+    return Snippet(description, [b.strip("\n") for b in text.split(REGION_SEPARATOR)],
+                   meta.get("diagnosis", ""), meta.get("replaces") == "cell",
+                   meta.get("callers") != "unaffected")
+
+
+def _snippet(path: Path) -> tuple[str, list[str]]:
+    """(description, bodies) of a snippet file."""
+    snippet = read_snippet(path)
+    return snippet.description, snippet.bodies
 
 
 def _correct_sources(source_nb, release_nb) -> dict[str, str]:
@@ -215,12 +253,15 @@ def variants(source_nb, release_nb, assignment: str, corpus: Path = HERE):
         gid = path.stem.split("--")[0]
         if gid not in correct:
             raise ValueError(f"{path}: no solution cell with grade_id {gid!r} in {assignment}")
-        description, bodies = _snippet(path)
+        snippet = read_snippet(path)
         release_cell = solution_cells(release_nb)[gid]
         student = "wrong_" + path.stem.replace("--", "_").replace("-", "_")
-        sources = dict(correct, **{gid: fill_stubs(release_cell.source, bodies)})
-        yield _variant(release_nb, sources), expect(
-            source_nb, assignment, student, {gid}, description)
+        cell = snippet.bodies[0] if snippet.whole else fill_stubs(release_cell.source,
+                                                                  snippet.bodies)
+        expected = expect(source_nb, assignment, student, {gid}, snippet.description,
+                          snippet.callers_fail)
+        expected.diagnosis, expected.function = snippet.diagnosis, gid
+        yield _variant(release_nb, dict(correct, **{gid: cell})), expected
     loop_desc, loop_body = _snippet(corpus / "never_ending" / "in_function.py")
     top_desc, top_code = _snippet(corpus / "never_ending" / "top_level.py")
     first, last = sols[0], sols[-1]

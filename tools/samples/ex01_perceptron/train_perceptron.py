@@ -1,4 +1,5 @@
 # never stops early: runs all max_epochs even after an epoch with no mistake
+# diagnosis: perceptron-no-early-stop
 # ruff: noqa
 w, b = np.zeros(X.shape[1]), 0.0
 mistakes = []

@@ -1,4 +1,5 @@
 # the gradient with the wrong sign: t - sigmoid(z)
+# diagnosis: bce-grad-reversed
 # ruff: noqa
 n = logits.shape[0]
 z = logits

@@ -1,4 +1,5 @@
 # the gradient is not divided by the batch size N
+# diagnosis: factor-batch-missing
 # ruff: noqa
 n = y.shape[0]
 diff = y - t

@@ -1,4 +1,5 @@
 # the gradient is not averaged over the batch: softmax - onehot, without 1/N
+# diagnosis: ce-grad-not-averaged
 # ruff: noqa
 n = logits.shape[0]
 shifted = logits - logits.max(axis=1, keepdims=True)

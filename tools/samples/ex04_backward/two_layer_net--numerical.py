@@ -1,4 +1,5 @@
 # the gradients by central differences of the loss, for every parameter, instead of backprop
+# diagnosis: looks-numerical
 # ruff: noqa
 def loss_of(p):
     a, _ = linear_forward(X, p["W1"], p["b1"])

@@ -1,4 +1,5 @@
 # skips the ReLU in the backward pass
+# diagnosis: net-relu-skipped
 # ruff: noqa
 a, cache1 = linear_forward(X, params["W1"], params["b1"])
 h, cache_relu = relu_forward(a)

@@ -1,4 +1,5 @@
 # visits the graph breadth-first from the output, which is not a topological order
+# diagnosis: backward-not-topological
 # ruff: noqa
 self.grad = 1.0
 queue, seen = [self], {id(self)}

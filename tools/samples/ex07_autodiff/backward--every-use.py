@@ -1,4 +1,5 @@
 # walks every path without remembering visited nodes, so a shared node runs twice
+# diagnosis: backward-visits-twice
 # ruff: noqa
 order, stack = [], [(self, False)]
 while stack:

@@ -1,4 +1,5 @@
 # builds the topological order with a recursive function: a deep chain raises RecursionError
+# diagnosis: backward-recursive
 # ruff: noqa
 order, visited = [], set()
 

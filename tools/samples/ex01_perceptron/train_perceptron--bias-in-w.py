@@ -1,0 +1,15 @@
+# returns w with the bias appended (the bias-as-weight trick), so w has 3 entries
+# diagnosis: perceptron-w-shape
+# ruff: noqa
+w, b = np.zeros(X.shape[1]), 0.0
+mistakes = []
+for _ in range(max_epochs):
+    count = 0
+    for xi, yi in zip(X, y):
+        y_hat = 1 if xi @ w + b >= 0 else 0
+        count += int(y_hat != yi)
+        w, b = perceptron_update(w, b, xi, yi, lr)
+    mistakes.append(count)
+    if count == 0:
+        break
+return np.append(w, b), b, mistakes

@@ -1,0 +1,14 @@
+# counts the mistakes of each epoch but never records them
+# diagnosis: perceptron-no-counts
+# ruff: noqa
+w, b = np.zeros(X.shape[1]), 0.0
+mistakes = []
+for _ in range(max_epochs):
+    count = 0
+    for xi, yi in zip(X, y):
+        y_hat = 1 if xi @ w + b >= 0 else 0
+        count += int(y_hat != yi)
+        w, b = perceptron_update(w, b, xi, yi, lr)
+    if count == 0:
+        break
+return w, b, mistakes

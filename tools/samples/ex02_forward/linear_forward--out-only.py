@@ -1,0 +1,4 @@
+# returns only out, without the cache
+# diagnosis: not-a-tuple
+# ruff: noqa
+return x @ W + b

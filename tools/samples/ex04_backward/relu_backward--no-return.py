@@ -1,0 +1,4 @@
+# computes dx and forgets to return it
+# diagnosis: returned-none
+# ruff: noqa
+dx = dout * (cache > 0)
