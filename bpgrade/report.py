@@ -166,6 +166,14 @@ def catalogue() -> dict[str, object]:
     return dict(CATALOGUE)
 
 
+# What an exception of the student's code says to the instructor, by its type.
+EXCEPTION_WORDS = {
+    "NotImplementedError": "not answered: the stub's NotImplementedError is still there",
+    "NameError": "a name is not defined: the function's cell failed, or was not run",
+    "SyntaxError": "the function's cell does not parse",
+    "?": "the student's code raised an exception whose type name is not a Python name",
+}
+
 # The one id the report adds itself (not a failure a notebook shows).
 OWN_ENTRIES = {NO_ERROR_OUTPUT: Entry(
     NO_ERROR_OUTPUT, "outcome", "the cell lost points without an error output (a score "
@@ -174,14 +182,14 @@ OWN_ENTRIES = {NO_ERROR_OUTPUT: Entry(
 
 def entry(outcome: str, known: dict[str, object]) -> Entry:
     """The catalogue's entry of an outcome id; ``student-exception:TypeError`` is the
-    entry ``student-exception`` with the type appended to its message."""
+    entry ``student-exception`` (its section and link) with words for that type."""
     base, _, detail = outcome.partition(":")
     found = known.get(outcome) or known.get(base)
     if found is None:
         return OWN_ENTRIES.get(outcome, Entry(outcome, "unknown"))
     message = str(getattr(found, "message", ""))
-    if detail:
-        message = f"{message} ({detail})" if message else detail
+    if base == STUDENT_EXCEPTION:
+        message = EXCEPTION_WORDS.get(detail, f"the student's code raised {detail}")
     return Entry(outcome, str(getattr(found, "kind", "mistake")), message,
                  str(getattr(found, "section", "")), str(getattr(found, "url", "")))
 

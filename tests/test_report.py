@@ -165,6 +165,22 @@ def test_terminal_escapes_and_bidirectional_overrides_are_shown_not_obeyed():
     assert rep.printable("two\nlines") == "two\nlines"
 
 
+def test_every_id_the_report_can_give_has_words_and_a_section_of_the_book():
+    known = rep.catalogue()
+    outcomes = [rep.CELL_TIMEOUT, rep.RESOURCE_MEMORY, rep.RESOURCE_PROCESSES,
+                rep.RESOURCE_TMP, rep.RESOURCE_OUTPUT, rep.INTEGRITY_REFUSAL,
+                rep.NOTEBOOK_REPAIRED, rep.LATE_PENALTY, rep.GRADING_FAILED]
+    for outcome in outcomes + ["student-exception:TypeError", "db-averaged"]:
+        found = rep.entry(outcome, known)
+        assert found.kind in ("mistake", "outcome") and found.message and found.url, found
+    blank = rep.entry("student-exception:NotImplementedError", known)
+    assert blank.message.startswith("not answered") and blank.url == known[
+        "student-exception"].url
+    assert rep.entry("student-exception:KeyError", known).message == \
+        "the student's code raised KeyError"
+    assert rep.entry("made-up-id", known).kind == "unknown"
+
+
 def test_a_catalogue_template_reads_for_a_whole_class():
     assert rep.readable("{what} is wrong: it matches {fn}", "tanh_backward") == \
         "‹what› is wrong: it matches tanh_backward"
@@ -331,29 +347,21 @@ def _submit(root: Path, student: str, assignment: str, nb, stamp: str = corpus.T
     (folder / "timestamp.txt").write_text(stamp)
 
 
-def _own_function(e: corpus.Expected, source) -> str:
-    """The solution cell a mistake sample breaks (``wrong_<grade id>[_<slug>]``)."""
-    if getattr(e, "function", ""):
-        return e.function
-    return max((g for g in corpus.solution_cells(source) if e.student.startswith(f"wrong_{g}")),
-               key=len)
-
-
 def _test_of(source, function: str) -> str:
     return next(g for g, f in rep.functions_of(source).items() if f == function)
 
 
 @dataclass
 class Sample:
-    """One mistake sample of an assignment: its broken function's cell, its own test, what
-    that test must report (the sample's declared diagnosis, else :data:`ANY`), and every
-    test it fails."""
+    """One mistake sample of an assignment: its broken function's cell, its own test, the
+    diagnosis that test must report (the sample's ``# diagnosis:`` line), and every test
+    it fails."""
 
     name: str
     function: str
     cell: str  # the broken solution cell's source
     test: str
-    diagnosis: object
+    diagnosis: str
     failing: set[str]
 
 
@@ -361,10 +369,9 @@ def samples_of(source, release, assignment: str) -> list[Sample]:
     found = []
     for nb, e in corpus.variants(source, release, assignment):
         if e.student.startswith("wrong_"):
-            function = _own_function(e, source)
-            found.append(Sample(e.student, function, corpus.solution_cells(nb)[function].source,
-                                _test_of(source, function),
-                                getattr(e, "diagnosis", "") or ANY, set(e.failing)))
+            found.append(Sample(e.student, e.function,
+                                corpus.solution_cells(nb)[e.function].source,
+                                _test_of(source, e.function), e.diagnosis, set(e.failing)))
     return found
 
 
@@ -452,8 +459,7 @@ def build_class(dest: Path) -> tuple[Path, list[Member]]:
             cells = corpus.solution_cells(nb)
             for sample in held:
                 cells[sample.function].source = sample.cell
-            broken = {x.function for x in held}
-            failing = corpus.expect(source, a, "", broken, "").failing
+            failing = set().union(*(x.failing for x in held))
             lost = dict.fromkeys(failing, ANY) | {x.test: x.diagnosis for x in held}
             student = f"mistakes_{i:02d}"
             _submit(root, student, a, nb)
