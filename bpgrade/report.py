@@ -213,11 +213,12 @@ def readable(template: str, function: str) -> str:
 # ------------------------------------------------------------------- what a cell's error says
 
 # The grader's own errors, written after a cell by bpgrade.nbgrader_plugins (sandbox,
-# limits), nbgrader (timeouts) or the integrity check's replacement code; matched in this
-# order. The words are those of bpgrade.kernel.budget_messages and death_reason
-# (tests/test_report.py checks every one of them against this table).
-GRADER_ERRORS = ("ResourceLimitError", "DeadKernelError", "NotRunError", "CellTimeoutError",
-                 "IntegrityError")
+# limits), nbgrader (timeouts) or the integrity check's replacement code; the first kind
+# a cell has, in this order, is its outcome (a limit the cell reached, then a refused
+# cell, a dead kernel, a timeout). The words are those of bpgrade.kernel.budget_messages
+# and death_reason (tests/test_report.py checks every one of them against this table).
+GRADER_ERRORS = ("ResourceLimitError", "IntegrityError", "DeadKernelError", "NotRunError",
+                 "CellTimeoutError")
 _REASONS = [
     (re.compile(r"in total across its processes|memory (?:budget|limit)"), RESOURCE_MEMORY),
     (re.compile(r"processes/threads"), RESOURCE_PROCESSES),
@@ -294,9 +295,10 @@ def cell_outcome(test_cell: object, own_cell: object = None) -> str:
 def _failure(errors: list[tuple[str, str]]) -> str:
     """The outcome of a cell's errors that are not a diagnosis: the grader's, a memory
     error, else the first exception's type."""
-    for ename, evalue in errors:
-        if (found := _grader_outcome(ename, evalue)) is not None:
-            return found
+    for kind in GRADER_ERRORS:  # the cause first: a limit, then what it led to
+        for ename, evalue in errors:
+            if ename == kind:
+                return _grader_outcome(ename, evalue)
     names = [exception_name(ename) for ename, _ in errors]
     if any(n in MEMORY_ERRORS for n in names):
         return RESOURCE_MEMORY

@@ -68,6 +68,8 @@ DIAGNOSIS = ("Diagnosis", "db is wrong: ...\nRead: chapter 4 (chapters/04_gradie
       ("ResourceLimitError", BUDGET["tmp"])], rep.RESOURCE_TMP),
     ([("KeyboardInterrupt", ""), ("ResourceLimitError", output_reason(1024**2))],
      rep.RESOURCE_OUTPUT),
+    ([("CellTimeoutError", "the cell's output did not stop after the timeout"),
+      ("ResourceLimitError", output_reason(1024**2))], rep.RESOURCE_OUTPUT),
     ([("KeyboardInterrupt", ""), ("CellTimeoutError", "")], rep.CELL_TIMEOUT),
     ([("DeadKernelError", kernel.death_reason(None, LIMITS, {"oom_kill": 1}))],
      rep.RESOURCE_MEMORY),
@@ -377,8 +379,10 @@ def samples_of(source, release, assignment: str) -> list[Sample]:
 
 def _conflict(x: Sample, y: Sample) -> bool:
     """Two mistakes one notebook cannot hold and still show each on its own test: the
-    same function, or one breaks the other's test (a function that calls the other)."""
-    return x.function == y.function or x.test in y.failing or y.test in x.failing
+    same function, one breaks the other's test (a function that calls the other), or a
+    star import (it rebinds the names of every function above it)."""
+    return (x.function == y.function or x.test in y.failing or y.test in x.failing
+            or "import *" in x.cell or "import *" in y.cell)
 
 
 def mistake_students(samples: list[Sample], copies) -> list[list[Sample]]:
