@@ -111,7 +111,7 @@ class EarlyStopping:
                 f"monitor one of those"
             )
         current = logs[self.monitor]
-        if self.best is None or self.sign * (current - self.best) < -self.min_delta:
+        if self.best is None or self._improves(current):
             self.best, self.best_epoch, self.wait = current, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = [w.copy() for w in self.model.get_weights()]
@@ -121,6 +121,12 @@ class EarlyStopping:
             self.stopped_epoch = epoch
             return True
         return False
+
+    def _improves(self, current: float) -> bool:
+        # Keras's arithmetic, so that ties at exactly min_delta go the same way.
+        if self.sign > 0:
+            return current + self.min_delta < self.best
+        return current - self.min_delta > self.best
 
     def on_train_end(self) -> None:
         if self.restore_best_weights and self.best_weights is not None:
