@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from dataclasses import dataclass, field
@@ -89,7 +90,8 @@ class EarlyStopping:
             raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         if not isinstance(patience, (int, np.integer)) or patience < 0:
             raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
-        if not (isinstance(min_delta, (int, float)) and min_delta >= 0):
+        if isinstance(min_delta, bool) or not (isinstance(min_delta, numbers.Real)
+                                               and min_delta >= 0):
             raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
         self.monitor, self.min_delta, self.patience = monitor, float(min_delta), int(patience)
         self.restore_best_weights = restore_best_weights

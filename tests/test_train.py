@@ -235,10 +235,14 @@ def test_fit_refuses_a_callback_without_the_three_methods():
 
 
 @pytest.mark.parametrize("kwargs", [dict(mode="up"), dict(patience=-1), dict(patience=1.5),
-                                    dict(min_delta=-0.1)])
+                                    dict(min_delta=-0.1), dict(min_delta="0.1")])
 def test_early_stopping_rejects_bad_settings(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         EarlyStopping(**kwargs)
+
+
+def test_early_stopping_takes_a_numpy_float_for_min_delta():
+    assert monitored([1.0, 0.95, 0.5], patience=1, min_delta=np.float32(0.1)).stopped_epoch == 2
 
 
 # ---------------------------------------------------------------------- errors
