@@ -394,14 +394,34 @@ def purge_execution(app: Sphinx, env, docname) -> None:
     env.__dict__.setdefault("course_executions", {}).pop(docname, None)
 
 
+class TranslateAltTexts(SphinxTransform):
+    """Every image's alt text in its translation from the page's catalog (a figure's alt
+    text is there through tools.i18n; a ``{figure}``'s through Sphinx's extraction).
+
+    Sphinx's Locale transform translates the alt text only of an image that is not also
+    a message of its own: a ``{figure}`` or ``{image}`` is one (``.. image:: path``, as
+    "image" is a gettext target), and its translation, the same path, marks the image
+    translated in the first phase, so that the second skips its alt text, which stayed
+    English on the Chinese page (WCAG 3.1.2)."""
+
+    default_priority = 25
+
+    def apply(self, **kwargs) -> None:
+        if self.config.language != ZH:
+            return
+        images = [n for n in self.document.findall(nodes.image) if n.get("alt")]
+        catalog = _page_catalog(self) if images else None
+        for image in images if catalog is not None else ():
+            image["alt"] = catalog.gettext(image["alt"])
+
+
 class ChineseFigures(SphinxTransform):
     """On a Chinese page, each figure that a cell drew: its text replaced by the page's
     catalog (course_figures.translate_figure), drawn again with a CJK font into the
     folder where MyST-NB writes the PNGs, the image pointed at it. A figure whose text
     the catalog leaves as it is (numbers only, or names) keeps the English PNG. Before
     Sphinx collects the images (doctree-read), so the new PNG is copied to _images like
-    any other. (The alt text is Sphinx's to translate: tools.i18n puts it in the page's
-    catalog, and the Locale transform replaces an image's alt by its translation.)"""
+    any other. (Its alt text: TranslateAltTexts.)"""
 
     default_priority = 30
 
@@ -559,6 +579,7 @@ def setup(app: Sphinx) -> dict:
     app.connect("env-purge-doc", purge_execution)
     app.connect("doctree-read", note_execution)
     app.connect("build-finished", strip_figure_captures)
+    app.add_transform(TranslateAltTexts)
     app.add_transform(ChineseFigures)
     app.connect("config-inited", config_inited, priority=900)
     # after sphinx-book-theme's own handler, which adds the header buttons
