@@ -79,6 +79,9 @@ def test_every_page_is_in_chinese_with_the_english_pages_code_outputs_and_number
     for (_, en_alt), (zh_src, zh_alt) in zip(images(en), images(zh), strict=True):
         assert bool(en_alt) == bool(zh_alt), (docname, zh_src)
         assert not en_alt or chinese_share(zh_alt) > 0.3, (docname, zh_src, zh_alt[:60])
+    captions = [c.get_text(" ", strip=True) for c in article(zh).select("figcaption")]
+    assert len(captions) == len(article(en).select("figcaption"))
+    assert all(chinese_share(c) > 0.3 for c in captions), (docname, captions)
     text = prose_text(zh)
     letters = [c for c in text if c.isalpha()]
     chinese = sum(1 for c in letters if CJK.match(c))
