@@ -26,6 +26,9 @@ module                      what it does                                      ne
                             ``SanitizeNotebook``
 ``bpgrade.pool``            the class-wide, crash-safe grader on Dask         nbgrader,
                             (stateless workers, the client writes)            distributed
+``bpgrade.report``          the class report: what a class got wrong, from    nbgrader,
+                            the gradebook and the autograded notebooks        matplotlib
+                            (offline HTML, CSV)
 ``bpgrade.student``         the student's ``check NOTEBOOK`` command: runs   nbclient
                             a notebook as the grader would, no nbgrader
 ``bpgrade.course``          throw-away nbgrader courses (tools and tests)     nbgrader

@@ -196,6 +196,12 @@ def _error_output(ename: str, evalue: str):
 
 
 
+def output_reason(max_bytes: int) -> str:
+    """The one-line reason a student reads when a cell printed more than the grader keeps."""
+    return (f"your code printed more than {max_bytes // 1024} KiB in one cell (the sandbox's "
+            "output limit): the rest was cut and the cell interrupted")
+
+
 def _message_size(msg: dict) -> int:
     content = msg.get("content", {})
     if "text" in content:
@@ -244,8 +250,9 @@ class SandboxedExecute(Execute):
 
     Configured in ``nbgrader_sandbox.py``; ``Execute.timeout`` still sets the
     per-cell timeout. The whole sandbox's budget (``memory_budget``, ``max_tasks``:
-    a cgroup the launcher makes; ``tmp_size``) is read back after each cell: a limit
-    the cell reached adds a ``ResourceLimitError`` output that says which.
+    a cgroup the launcher makes; ``tmp_size``) and the cell's output (``max_output_bytes``)
+    are read back after each cell: a limit the cell reached adds a ``ResourceLimitError``
+    output that says which (the class report reads its outcome from it).
     """
 
     sandbox_kernel = Unicode(KERNEL_NAME, help="Kernel spec of the sandbox").tag(
@@ -426,6 +433,8 @@ class SandboxedExecute(Execute):
         if self._mechanism == "uid" and (
                 "Resource temporarily unavailable" in errors or "Errno 11" in errors):
             found.append(reasons["tasks"])  # RLIMIT_NPROC refused a process or thread
+        if self._out_bytes.get(cell_index, 0) > self.max_output_bytes:
+            found.append(output_reason(self.max_output_bytes))
         for reason in found:
             self.log.warning("cell %d: %s", cell_index, reason)
             cell.outputs.append(_error_output("ResourceLimitError", reason))

@@ -63,10 +63,11 @@ How it works
   so a student failed that way is reported as over the limit.
 * **Crash safety.** A student counts as finished only when the journal
   ``.grading/<assignment>/<student>.json`` says so; the client writes that file
-  (atomically) only after the gradebook write. A client killed mid-run leaves at
-  worst a half-written ``autograded/<student>/`` and a half-saved submission with
-  no journal entry; the next run regrades exactly those students and replaces
-  both. A finished student is skipped only if its journal entry matches the
+  (atomically) only after the gradebook write (a student whose grading failed gets
+  ``<student>.failed`` instead, with the reason, for the class report). A client
+  killed mid-run leaves at worst a half-written ``autograded/<student>/`` and a
+  half-saved submission with no journal entry; the next run regrades exactly those
+  students and replaces both. A finished student is skipped only if its journal entry matches the
   current submission (a resubmission is regraded), its autograded notebooks exist
   and the gradebook holds its submission.
 * **The run is visible.** One line per student with the counts (done, failed,
@@ -124,6 +125,7 @@ SQLITE_BUSY_TIMEOUT = 60  # seconds a SQLite writer waits for the lock
 STUDENT_TIMEOUT = 1800  # seconds one student's task may run before its worker is ended
 ALLOWED_FAILURES = 2  # deaths of a worker a task may cause before it is KilledWorker
 STATE_DIR = ".grading"
+FAILED_SUFFIX = ".failed"  # .grading/<assignment>/<student>.failed: why its grading failed
 REPAIRS_KEY = "bpgrade_repairs"  # notebook metadata: what was repaired before grading
 WINDOW = 64  # students sent to Dask ahead of their results, at least
 TEST_KILL_ENV = "BPGRADE_TEST_KILL_WORKER"  # tests only: see the module's docstring
@@ -305,9 +307,21 @@ class Journal:
         autograded = self.root / "autograded" / student / self.assignment
         notebooks = sorted(p.name for p in autograded.glob("*.ipynb"))
         data = dict(asdict(outcome), fingerprint=fp, db=self.db, notebooks=notebooks)
-        tmp = self.entry(student).with_suffix(".tmp")
+        self._write(self.entry(student), data)
+        self.failure(student).unlink(missing_ok=True)
+
+    def failure(self, student: str) -> Path:
+        return self.folder / f"{student}{FAILED_SUFFIX}"
+
+    def record_failure(self, student: str, fp: str, outcome: Outcome) -> None:
+        """Record why ``student``'s grading failed (read by the class report,
+        :mod:`bpgrade.report`); a later run that grades the student removes it."""
+        self._write(self.failure(student), dict(asdict(outcome), fingerprint=fp, db=self.db))
+
+    def _write(self, path: Path, data: dict) -> None:
+        tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.entry(student))
+        os.replace(tmp, path)
 
     def forget(self, student: str) -> None:
         self.entry(student).unlink(missing_ok=True)
@@ -1004,6 +1018,8 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
                                       reason=f"not saved: {type(exc).__name__}: {exc}")
                 else:
                     journal.record(student, prints[student], outcome)
+            if outcome.status == "failed":
+                journal.record_failure(student, prints[student], outcome)
             if getattr(outcome, "result", None) is not None:
                 journal.log(student).write_text(outcome.result.get("log", ""))
                 del outcome.result

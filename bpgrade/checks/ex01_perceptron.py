@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bpgrade.checks._trust import BUILTINS as __builtins__  # noqa: F401 - see _trust
 from bpgrade.checks.compare import (
     as_float,
     as_scalar,
     call,
-    check_array,
     check_unchanged,
+    compare_array,
     rng,
     unpack,
 )
@@ -56,10 +57,10 @@ def check_perceptron_update(student_fn: Callable, D: int = 3, seed: int = 0) -> 
             wrong_w, wrong_b = _error_upside_down(w, b, x, y, lr)
             case = f"(for x={np.round(x, 3).tolist()}, y={y}, w={np.round(w, 3).tolist()}, " \
                    f"b={b:.3f}, lr={lr})"
-            check_array(got[0], want_w, "the new w", f"{fn_name} {case}", reference="expected",
+            compare_array(got[0], want_w, "the new w", f"{fn_name} {case}", reference="expected",
                         like="w", like_shape=w.shape,
                         mistakes=[("perceptron-error-sign", wrong_w)])
-            check_array(got[1], want_b, "the new b", f"{fn_name} {case}", reference="expected",
+            compare_array(got[1], want_b, "the new b", f"{fn_name} {case}", reference="expected",
                         mistakes=[("perceptron-error-sign", wrong_b)])
 
 
