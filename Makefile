@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 JOBS ?= 2
 
-.PHONY: setup notebooks wheel book gettext pdf test test-fast bench lint lock grade grade-demo exercises clean help
+.PHONY: setup notebooks wheel book gettext pdf test test-fast bench lint lock grade report grade-demo exercises clean help
 
 help:
 	@echo "make book   - set up .venv (once) and build the book into _build/html (中文版: _build/html/zh_CN)"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench  - run the benchmarks (prints ratios)"
 	@echo "make grade-demo - the instructor pipeline on sample submissions"
 	@echo "make grade ASSIGNMENT=ex04_backward JOBS=4 - autograde a class on Dask (SCHEDULER=tcp://host:8786 for a cluster)"
+	@echo "make report ASSIGNMENT=ex04_backward - what the class got wrong: reports/report-*.html and .csv"
+	@echo "             (several: ASSIGNMENT='ex04_backward ex07_autodiff'; ANONYMISE=1; DB_URL=...)"
 	@echo "make lock   - refresh requirements.lock from pyproject.toml (needs the package index)"
 
 LOCK := requirements.lock
@@ -115,7 +117,15 @@ bench: setup
 ASSIGNMENT ?=
 grade: setup
 	@test -n "$(ASSIGNMENT)" || { echo "usage: make grade ASSIGNMENT=ex04_backward [JOBS=4]"; exit 2; }
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bpgrade autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)')
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m bpgrade autograde $(ASSIGNMENT) --jobs $(JOBS) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(SCHEDULER),--scheduler '$(SCHEDULER)'); \
+	  status=$$?; echo "what the class got wrong: make report ASSIGNMENT=$(ASSIGNMENT)"; exit $$status
+
+# The class report of graded assignments (bpgrade/report.py): an offline HTML page and a
+# CSV in reports/, and a summary on the terminal. Several assignments, in teaching order,
+# also show the mistakes that persist from one into the next.
+report: setup
+	@test -n "$(ASSIGNMENT)" || { echo "usage: make report ASSIGNMENT=ex04_backward [ASSIGNMENT='ex04_backward ex07_autodiff'] [ANONYMISE=1] [DB_URL=...]"; exit 2; }
+	$(PY) -m bpgrade report $(ASSIGNMENT) $(if $(DB_URL),--db-url '$(DB_URL)') $(if $(ANONYMISE),--anonymise)
 
 grade-demo: setup
 	$(PY) -m tools.grade_demo

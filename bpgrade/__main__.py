@@ -3,6 +3,9 @@
 =====================================  ==================================================
 ``autograde ASSIGNMENT [--jobs N]``    grade a whole class on Dask, crash-safe
                                        (:mod:`bpgrade.pool`; run in the course root)
+``report ASSIGNMENT [...]``            what the class got wrong: an offline HTML report,
+                                       a CSV and a summary, from the gradebook and the
+                                       autograded notebooks (:mod:`bpgrade.report`)
 ``check NOTEBOOK [--timeout S]``       the student's check: run the notebook from a fresh
                                        kernel as the grader does, one line per test cell,
                                        exit 1 unless every visible test passes
@@ -22,6 +25,7 @@ import sys
 KERNEL_COMMANDS = {"kernel", "install-kernel", "sandbox-check"}
 STUDENT_COMMANDS = {"check"}
 POOL_COMMANDS = {"autograde"}
+REPORT_COMMANDS = {"report"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         from bpgrade.pool import main as pool_main
 
         return pool_main(argv)
+    if command in REPORT_COMMANDS:
+        from bpgrade.report import main as report_main
+
+        return report_main(argv[1:])
     print(plain_text(__doc__), file=sys.stderr if command not in ("-h", "--help") else sys.stdout)
     return 0 if command in ("-h", "--help") else 2
 

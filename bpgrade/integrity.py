@@ -5,7 +5,11 @@ student cell (its AST, after IPython's transforms) and refuses a cell that
 
 * rebinds an attribute of a module (``np.allclose = ...``, also through an alias),
 * uses dynamic code or the interpreter's internals (``exec``, ``setattr``,
-  ``__dict__``, ``sys.modules`` ...), or imports the grader (``bpgrade``),
+  ``__dict__``, ``sys.modules`` ...), also by another name or through another object
+  (``s = setattr``, ``builtins.setattr``, ``getattr(np, "__dict__")``, a bound method's
+  ``__func__``: exercise 7's own ``Value.method`` helper unwrapped), or imports the grader
+  (``bpgrade``) or a module that sets attributes or runs code by name or from a string
+  (``unittest.mock``, ``builtins``, ``pickle``, ``timeit``, ``code``, ``runpy`` ...),
 * uses bplib's own implementation of a function the exercise asks for.
 
 What an exercise asks for comes from the exercise itself: the top-level ``def``
@@ -51,8 +55,22 @@ FORBIDDEN_ATTRIBUTES = {
     "__kwdefaults__", "__subclasses__", "__setattr__", "__delattr__", "__getattribute__",
     "__import__", "__loader__", "__spec__", "f_globals", "f_locals", "f_back", "f_builtins",
     "modules", "settrace", "setprofile", "_getframe", "excepthook", "displayhook",
+    # a bound method's parts: exercise 7's Value.method unwrapped sets attributes of any
+    # object (Value.method.__func__(np, f)); print.__self__ is the builtins module
+    "__func__", "__self__", "__get__", "__set__", "__delete__",
 }
-FORBIDDEN_MODULES = {"ctypes", "gc", "importlib", "IPython", "bpgrade"}
+#: The calls of FORBIDDEN_CALLS that are refused as names too (``s = setattr``,
+#: ``builtins.setattr``, ``partial(setattr, np)``): the others have ordinary namesakes
+#: (``re.compile``, ``model.compile``).
+FORBIDDEN_NAMES = {"setattr", "delattr", "exec", "eval", "__import__", "globals", "vars",
+                   "get_ipython", "breakpoint"}
+FORBIDDEN_MODULES = {"ctypes", "gc", "importlib", "IPython", "bpgrade",
+                     # set attributes or items by name (mock.patch("numpy.isclose", ...)),
+                     # or hold setattr itself
+                     "builtins", "unittest", "pytest", "_pytest",
+                     # run code that the check cannot read: from a string, or unpickled
+                     "timeit", "code", "codeop", "runpy", "cProfile", "profile", "pdb", "bdb",
+                     "trace", "doctest", "pickle", "_pickle", "copyreg", "shelve", "marshal"}
 
 
 @dataclass(frozen=True)
@@ -205,6 +223,7 @@ def _rebinding(tree: ast.AST, aliases: dict[str, str]) -> list[Violation]:
 
 def _dynamic(tree: ast.AST) -> list[Violation]:
     found = []
+    called = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                 node.func.id in FORBIDDEN_CALLS:
@@ -215,6 +234,21 @@ def _dynamic(tree: ast.AST) -> list[Violation]:
             found.append(Violation(node.lineno, text(
                 "it uses .{name}, which reaches into the interpreter's or a module's internals",
                 name=node.attr)))
+        elif isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_NAMES:
+            found.append(Violation(node.lineno, text(
+                "it uses .{name}: {reason}", name=node.attr, reason=FORBIDDEN_CALLS[node.attr])))
+        elif isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES and \
+                isinstance(node.ctx, ast.Load) and id(node) not in called:
+            found.append(Violation(node.lineno, text(
+                "it takes {name} as a value: {reason}", name=node.id,
+                reason=FORBIDDEN_CALLS[node.id])))
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in ("getattr", "hasattr") and len(node.args) >= 2 and \
+                isinstance(node.args[1], ast.Constant) and \
+                node.args[1].value in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NAMES:
+            found.append(Violation(node.lineno, text(
+                "it reaches {name} by name, which reaches into the interpreter's or a "
+                "module's internals", name=repr(node.args[1].value))))
         elif isinstance(node, ast.Name) and node.id == "__builtins__":
             found.append(Violation(node.lineno, N_("it uses __builtins__")))
         elif isinstance(node, (ast.Import, ast.ImportFrom)):

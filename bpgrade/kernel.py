@@ -66,7 +66,11 @@ BUDGET_WARNING = ("WARNING: NO BUDGET for the whole sandbox ({}): only per-proce
                   "processes)")
 # ipykernel's entry point without its debugger: importing debugpy costs about 0.1 s of
 # CPU at every kernel start, and nobody attaches a debugger to a grading kernel.
-KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None; "
+# The checks are imported before any cell runs, so that what they keep (a private copy of
+# the builtins, the state of numpy they verify: bpgrade/checks/_trust.py) is taken before
+# student code, even a cell above the notebook's install cell, could change it.
+KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None\n"
+               "try:\n    import bpgrade.checks\nexcept ImportError:\n    pass\n"
                "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()")
 _PASS_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
              "MKL_NUM_THREADS", "KERAS_BACKEND", "MPLBACKEND", "PYTHONHASHSEED", "JAX_PLATFORMS",

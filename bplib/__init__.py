@@ -99,6 +99,7 @@ _LAZY = {
     "Sigmoid": "layers", "Tanh": "layers", "Softmax": "layers",
     "Sequential": "model",
     "fit": "train", "evaluate": "train", "predict": "train", "History": "train",
+    "EarlyStopping": "train", "confidence_interval": "stats", "Interval": "stats",
     "McCullochPittsUnit": "prehistory", "Perceptron": "prehistory", "Adaline": "prehistory",
     "truth_table": "data", "make_moons": "data", "make_circles": "data",
     "make_spirals": "data", "load_digits": "data", "load_breast_cancer": "data",
@@ -108,7 +109,7 @@ _LAZY = {
 }
 _SUBMODULES = {
     "functional", "gradcheck", "optim", "layers", "model", "train", "prehistory",
-    "data", "plots", "autodiff",
+    "data", "plots", "autodiff", "stats",
 }
 
 

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import sys
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import numpy as np
 from ._validate import as_float_array
 from .optim import SGD, Optimizer
 
-__all__ = ["History", "fit", "evaluate", "predict"]
+__all__ = ["History", "EarlyStopping", "fit", "evaluate", "predict"]
 
 
 @dataclass
@@ -47,6 +48,104 @@ class History:
     def __repr__(self) -> str:
         last = ", ".join(f"{k}={v[-1]:.4g}" for k, v in self.history.items() if v)
         return f"History(epochs={len(self.epochs)}, last: {last})"
+
+
+# ---------------------------------------------------------------------- early stopping
+
+
+class EarlyStopping:
+    """Stop :func:`fit` when ``monitor`` has stopped improving (Keras's callback).
+
+    After each epoch, the value ``logs[monitor]`` counts as an improvement when it
+    beats the best so far by more than ``min_delta``; after ``patience`` epochs in a
+    row without one, training stops. With ``restore_best_weights``, the model ends
+    with the weights of its best epoch (whether or not training stopped early).
+
+    Parameters
+    ----------
+    monitor : str
+        A key of the epoch's logs: ``"val_loss"`` (needs ``validation_data``),
+        ``"val_accuracy"``, ``"loss"``, ``"accuracy"``.
+    min_delta : float
+        The smallest change that counts as an improvement.
+    patience : int
+        Epochs without improvement before training stops.
+    mode : "auto", "min" or "max"
+        Whether smaller or larger is better; "auto" is "max" for accuracies.
+    restore_best_weights : bool
+
+    Attributes
+    ----------
+    best : float
+        The best value of ``monitor`` seen.
+    best_epoch : int
+        Its epoch, counted from 1 like :attr:`History.epochs` (Keras counts from 0).
+    stopped_epoch : int
+        The epoch at which training stopped, 0 if it ran every epoch.
+    """
+
+    def __init__(self, monitor: str = "val_loss", min_delta: float = 0.0, patience: int = 0,
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not isinstance(patience, (int, np.integer)) or patience < 0:
+            raise ValueError(f"patience must be a non-negative integer, got {patience!r}")
+        if isinstance(min_delta, bool) or not (isinstance(min_delta, numbers.Real)
+                                               and min_delta >= 0):
+            raise ValueError(f"min_delta must be a number >= 0, got {min_delta!r}")
+        self.monitor, self.min_delta, self.patience = monitor, float(min_delta), int(patience)
+        self.restore_best_weights = restore_best_weights
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        self.sign = 1.0 if mode == "min" else -1.0
+
+    def on_train_begin(self, model) -> None:
+        self.model = model
+        self.best, self.best_epoch, self.stopped_epoch = None, 0, 0
+        self.best_weights, self.wait = None, 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> bool:
+        """Record the epoch; return True when training should stop."""
+        if self.monitor not in logs:
+            raise ValueError(
+                f"EarlyStopping monitors {self.monitor!r}, but fit logs only "
+                f"{', '.join(logs)}; pass validation_data=(X_val, y_val) to fit, or "
+                f"monitor one of those"
+            )
+        current = logs[self.monitor]
+        if self.best is None or self._improves(current):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = [w.copy() for w in self.model.get_weights()]
+            return False
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            return True
+        return False
+
+    def _improves(self, current: float) -> bool:
+        # Keras's arithmetic, so that ties at exactly min_delta go the same way.
+        if self.sign > 0:
+            return current + self.min_delta < self.best
+        return current - self.min_delta > self.best
+
+    def on_train_end(self) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+def _check_callbacks(callbacks) -> list:
+    callbacks = [] if callbacks is None else list(callbacks)
+    for cb in callbacks:
+        missing = [m for m in ("on_train_begin", "on_epoch_end", "on_train_end")
+                   if not callable(getattr(cb, m, None))]
+        if missing:
+            raise TypeError(
+                f"callbacks must have on_train_begin, on_epoch_end and on_train_end "
+                f"(like bplib.train.EarlyStopping); {cb!r} lacks {', '.join(missing)}"
+            )
+    return callbacks
 
 
 # ---------------------------------------------------------------------- checks
@@ -136,6 +235,7 @@ def fit(
     seed: int | np.random.Generator | None = 0,
     validation_data: tuple | None = None,
     verbose: bool | None = None,
+    callbacks: list | None = None,
 ) -> History:
     """Train ``model`` by mini-batch gradient descent; returns a :class:`History`.
 
@@ -154,6 +254,9 @@ def fit(
     validation_data : tuple ``(X_val, y_val)``, evaluated after every epoch
     verbose : bool or None
         Print one line per epoch; None prints only when stdout is a terminal.
+    callbacks : list, optional
+        Objects such as :class:`EarlyStopping`, told when training begins, after every
+        epoch (``on_epoch_end(epoch, logs)``; True stops training) and when it ends.
 
     Raises
     ------
@@ -167,6 +270,7 @@ def fit(
         else None
     epochs = _positive_int(epochs, "epochs")
     batch_size = _positive_int(batch_size, "batch_size")
+    callbacks = _check_callbacks(callbacks)
     optimizer = SGD(lr=0.01) if optimizer is None else optimizer
     params = model.parameters(trainable_only=True)
     if not params:
@@ -175,6 +279,8 @@ def fit(
         verbose = bool(getattr(sys.stdout, "isatty", lambda: False)())
     rng = np.random.default_rng(seed)
     history = History()
+    for cb in callbacks:
+        cb.on_train_begin(model)
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         order = rng.permutation(X.shape[0]) if shuffle else None
@@ -187,6 +293,10 @@ def fit(
         history.record(epoch, logs)
         if verbose:
             _print_progress(epoch, epochs, logs, time.perf_counter() - start)
+        if any([cb.on_epoch_end(epoch, logs) for cb in callbacks]):  # a list: tell them all
+            break
+    for cb in callbacks:
+        cb.on_train_end()
     return history
 
 

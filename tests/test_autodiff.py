@@ -371,3 +371,96 @@ def test_backward_that_never_sets_the_output_grad_to_one_is_told_so():
     V.backward = backward
     with pytest.raises(AssertionError, match="d self / d self = 1"):
         T.check_value_backward(V)
+
+
+# ------------------------------------------------------------------- a backward rule touches only
+# its inputs' grads (issue 20, section 4): every .data, every ._prev and ._backward and
+# out.grad are as they were after it ran, in each rule and in backward()
+
+
+def _engine_with(**bodies) -> type:
+    """The exercise's solution, with the ``_backward`` body (a rule) or the whole body
+    (``backward``) of some methods replaced: ``_engine_with(__mul__="self.grad += ...")``."""
+    source, release = _notebooks()
+    stubbed = {g: c for g, c in S.solution_cells(release).items()}
+    ns: dict = {}
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if cell.cell_type != "code" or not (gid == "setup" or meta.get("solution")):
+            continue
+        code = S.fill_stubs(stubbed[gid].source, [bodies[gid]]) if gid in bodies else cell.source
+        exec(compile(code, gid, "exec"), ns)  # noqa: S102
+    return ns["Value"]
+
+
+BACKWARD = dict(CHECKS)
+STATE_CHANGES = {  # (method, body, the diagnosis)
+    "mul takes a step on its input": (
+        "__mul__", "self.grad += other.data * out.grad\nother.grad += self.data * out.grad\n"
+                   "self.data -= 0.01 * self.grad", "value-data-changed"),
+    "tanh resets its output's data": (
+        "tanh", "self.grad += (1 - out.data ** 2) * out.grad\nout.data = 0.0",
+        "value-data-changed"),
+    "exp forgets its inputs": (
+        "exp", "self.grad += out.data * out.grad\nout._prev = ()", "value-graph-changed"),
+    "add disables its inputs' rules": (
+        "__add__", "self.grad += out.grad\nother.grad += out.grad\n"
+                   "self._backward = other._backward = lambda: None", "value-graph-changed"),
+    "relu zeroes its output's grad": (
+        "relu", "self.grad += (self.data > 0) * out.grad\nout.grad = 0.0",
+        "value-graph-changed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STATE_CHANGES))
+def test_a_rule_that_also_changes_data_or_the_graph_fails(case):
+    method, body, diagnosis = STATE_CHANGES[case]
+    with pytest.raises(T.Diagnosis) as info:
+        for seed in range(3):
+            BACKWARD[method](_engine_with(**{method: body}), seed=seed, graphs=2)
+    assert info.value.id == diagnosis, str(info.value)
+
+
+_TOPO = ("order, visited, stack = [], set(), [(self, False)]\n"
+         "while stack:\n"
+         "    node, inputs_done = stack.pop()\n"
+         "    if inputs_done:\n"
+         "        order.append(node)\n"
+         "    elif id(node) not in visited:\n"
+         "        visited.add(id(node))\n"
+         "        stack.append((node, True))\n"
+         "        stack.extend((c, False) for c in node._prev if id(c) not in visited)\n"
+         "self.grad = 1.0\n"
+         "for node in reversed(order):\n"
+         "    node._backward()\n")
+
+
+@pytest.mark.parametrize(("extra", "diagnosis"), [
+    ("for node in order:\n    node.data -= 0.1 * node.grad\n", "value-data-changed"),
+    ("for node in order:\n    node._prev = ()\n", "value-graph-changed"),
+    ("for node in order:\n    node._backward = lambda: None\n", "value-graph-changed"),
+])
+def test_a_backward_that_also_changes_data_or_the_graph_fails(extra, diagnosis):
+    with pytest.raises(T.Diagnosis) as info:
+        T.check_value_backward(_engine_with(backward=_TOPO + extra), seed=0)
+    assert info.value.id == diagnosis, str(info.value)
+
+
+def test_the_solution_with_the_state_checks_still_passes_every_hidden_test():
+    V = _value_class(_notebooks()[0])
+    for seed in range(5):
+        for check in BACKWARD.values():
+            check(V, seed=seed, graphs=4)
+    T.check_value_backward(V, seed=1, graphs=4, depth=3000)
+
+
+# ------------------------------------------------------------------- ReLU exactly at 0
+
+
+@pytest.mark.parametrize("body", ["self.grad += (self.data >= 0) * out.grad",
+                                  "self.grad += (0 if self.data < 0 else 1) * out.grad"])
+def test_relu_that_passes_the_gradient_at_0_is_told_the_derivative_there_is_0(body):
+    with pytest.raises(T.Diagnosis) as info:
+        T.check_value_relu(_engine_with(relu=body))
+    assert info.value.id == "relu-mask-at-zero", str(info.value)

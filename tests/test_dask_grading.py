@@ -254,6 +254,25 @@ def progress_lines(out: str) -> list[str]:
     return [ln for ln in out.splitlines() if ln.startswith("[") and "/min]" in ln]
 
 
+def test_the_class_report_of_the_cluster_run_is_that_of_serial_nbgrader(clean_run, serial):
+    """``python -m bpgrade report`` reads the same class from both: every row of its CSV is
+    the same, and the student the cluster could not grade is there as failed, with why."""
+    from bpgrade import report
+
+    def rows(root: Path) -> list[list]:
+        return report.Report(report.read_class(root, [ASSIGNMENT]), known={}).rows()
+
+    ours, theirs = rows(clean_run[0]), rows(serial[0])
+    header = ours[0]
+    failed = [r for r in ours if r[header.index("student")] == HOSTILE]
+    assert [r for r in ours if r not in failed] == theirs
+    assert len(theirs) > len(serial[1])  # a row per student and graded cell
+    (row,) = failed
+    assert row[header.index("status")] == "failed"
+    assert row[header.index("outcome")] == report.GRADING_FAILED
+    assert "killed the worker every time" in row[header.index("notes")]
+
+
 def test_the_progress_lines_count_done_failed_left_and_the_rate(clean_run, serial):
     _, _, out = clean_run
     total = len(serial[1]) + 1

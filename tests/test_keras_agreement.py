@@ -18,6 +18,7 @@ checks that on the numbers of this file.
 from __future__ import annotations
 
 import os
+import types
 
 import numpy as np
 import pytest
@@ -220,3 +221,41 @@ def test_keras_adam_and_adam_update_agree_when_gradients_dwarf_epsilon():
     grads = np.random.default_rng(1).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(_keras_adam_steps(grads, 1e-7),
                                _bplib_adam_steps(grads, lambda t: 1e-7), rtol=1e-4)  # float32
+
+
+def _stopping_points(callback, values):
+    """Feed ``values`` of the monitored loss, one per epoch, to ``callback`` until it stops.
+
+    Returns (epochs run, best epoch counted from 1, best value); works for Keras's
+    EarlyStopping (epochs from 0, ``model.stop_training``) and bplib's (epochs from 1,
+    ``on_epoch_end`` returns True).
+    """
+    model = types.SimpleNamespace(stop_training=False, get_weights=list)
+    if isinstance(callback, keras.callbacks.EarlyStopping):
+        callback.set_model(model)
+        callback.on_train_begin()
+        for epoch, value in enumerate(values):
+            callback.on_epoch_end(epoch, {"val_loss": value})
+            if model.stop_training:
+                break
+        return epoch + 1, callback.best_epoch + 1, float(callback.best)
+    callback.on_train_begin(model)
+    for epoch, value in enumerate(values, start=1):
+        if callback.on_epoch_end(epoch, {"val_loss": value}):
+            break
+    return epoch, callback.best_epoch, float(callback.best)
+
+
+@pytest.mark.parametrize("patience", [0, 1, 3, 10])
+@pytest.mark.parametrize("min_delta", [0.0, 0.01])
+def test_early_stopping_stops_where_keras_stops(patience, min_delta):
+    """On random walks of a validation loss, bplib's EarlyStopping stops at the epoch where
+    Keras's stops, with the same best epoch and value (Keras counts epochs from 0)."""
+    rng = np.random.default_rng(patience)
+    for _ in range(50):
+        values = np.round(1 + np.cumsum(rng.normal(-0.01, 0.03, size=60)), 3)
+        kwargs = dict(monitor="val_loss", patience=patience, min_delta=min_delta)
+        keras_stop = keras.callbacks.EarlyStopping(mode="min", **kwargs)
+        bplib_stop = bplib.EarlyStopping(**kwargs)
+        assert _stopping_points(bplib_stop, values) == _stopping_points(keras_stop, values), (
+            list(values))

@@ -2,26 +2,52 @@
 
 A gradient by finite differences meets the numerical comparison's tolerance, so every
 gradient check also compares with the analytic reference (bplib's backward functions,
-called by the grader) to :data:`bpgrade.checks.compare.DERIVED_RTOL`, which only an analytic
-computation reaches. Both sides are tested here: numerical variants (central, forward
-and five-point differences, loops over entries and vectorised, steps from 1e-7 to 1) are
-refused with words that say so; analytic variants (``@``, ``np.dot``, einsum, loops over
-the batch or over entries with the formula, sigmoid and tanh recomputed from x, ...) pass;
-and with the guard disabled the numerical variants pass, so the guard is what stops them.
+called by the grader) to the rounding the inputs allow
+(:func:`bpgrade.checks.compare.rounding_allowance`: the reference's spread when its inputs
+move by a few units of rounding, times :data:`~bpgrade.checks.compare.DERIVED_SPREAD`, at
+least :data:`~bpgrade.checks.compare.DERIVED_RTOL`), which only an analytic computation
+reaches. Exercise 7's rules are held to the rounding of their own formula
+(``bpgrade.checks.ex07_autodiff``). Both sides are tested here, on every input the
+notebooks grade (visible and hidden tests, every scale): numerical variants (central,
+forward and five-point differences, loops over entries and vectorised, steps from 1e-8 to
+1) are refused; analytic variants (``@``, ``np.dot``, einsum, loops, sigmoid and tanh
+recomputed from x, softmax by hand, a stable log-sum-exp cross-entropy at logits of 1000,
+tanh's rule as sech squared, ...) pass; and with the guard disabled the numerical variants
+pass, so the guard is what stops them.
 
-``python -m tests.test_not_numerical`` prints the measured errors of every variant.
+``python -m tests.test_not_numerical`` prints the false-reject rate on the correct variants
+and the catch rate on the difference quotients, per function, and the measured errors.
 """
 
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
 from bpgrade import checks as T
 from bpgrade.checks import compare, ex04_backward
 from bplib import functional as F
+from tools import samples as S
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def replaced(module, name: str, value):
+    """A module of the checks with one attribute replaced, for a test: they are read-only
+    (``bpgrade.checks._trust``), so this uses ``object.__setattr__``, which the integrity
+    check refuses in a submission."""
+    old = getattr(module, name)
+    object.__setattr__(module, name, value)
+    try:
+        yield
+    finally:
+        object.__setattr__(module, name, old)
 
 # --------------------------------------------------------------------------- numerical variants
 
@@ -339,6 +365,29 @@ def _bce_where(z, t):
     return F.binary_cross_entropy(z, t)[0], (s - t) / z.shape[0]
 
 
+def _ce_log_sum_exp(z, y):
+    """The stable form: lse = m + log(sum(exp(z - m))), gradient exp(z - lse) - onehot."""
+    n = z.shape[0]
+    m = z.max(axis=1, keepdims=True)
+    lse = m + np.log(np.exp(z - m).sum(axis=1, keepdims=True))
+    d = np.exp(z - lse)
+    d[np.arange(n), y] -= 1
+    return float((lse[:, 0] - z[np.arange(n), y]).mean()), d / n
+
+
+def _ce_log_softmax(z, y):
+    n = z.shape[0]
+    log_p = F.log_softmax(z)
+    d = np.exp(log_p)
+    d[np.arange(n), y] -= 1
+    return float(-log_p[np.arange(n), y].mean()), d / n
+
+
+def _bce_logaddexp(z, t):
+    s = np.exp(-np.logaddexp(0, -z))
+    return float(np.mean(np.logaddexp(0, z) - z * t)), (s - t) / z.shape[0]
+
+
 def _bce_split(z, t):
     with np.errstate(under="ignore"):
         e = np.exp(-np.abs(z))
@@ -369,7 +418,8 @@ RUNS = {
         for N, C, scale in ((5, 3, 2.0), (4, 6, 2.0), (3, 3, 2.0), (5, 4, 1000.0))],
     "binary_cross_entropy": lambda fn: [
         T.check_binary_cross_entropy(fn, shape, seed=s, scale=scale) for s in range(4)
-        for shape, scale in (((6,), 2.0), ((8,), 2.0), ((5, 1), 2.0), ((6,), 1000.0))],
+        for shape, scale in (((6,), 2.0), ((5,), 2.0), ((4, 1), 2.0), ((7,), 1000.0),
+                             ((8,), 2.0), ((5, 1), 2.0), ((6,), 1000.0))],
 }
 
 ANALYTIC = {
@@ -379,8 +429,8 @@ ANALYTIC = {
     "tanh_backward": ANALYTIC_TANH,
     "two_layer_net": ANALYTIC_NET,
     "mse_loss": _mse_variants(),
-    "softmax_cross_entropy": [_ce_by_hand, _ce_onehot],
-    "binary_cross_entropy": [_bce_where, _bce_split],
+    "softmax_cross_entropy": [_ce_by_hand, _ce_onehot, _ce_log_sum_exp, _ce_log_softmax],
+    "binary_cross_entropy": [_bce_where, _bce_split, _bce_logaddexp],
 }
 
 # The numerical variants the fast tests run (the h = 1e-5 central differences a student
@@ -421,11 +471,23 @@ def test_an_analytic_gradient_passes_however_it_is_written(name, i):
 
 
 @pytest.mark.parametrize(("name", "i"), _cases(NUMERICAL))
-def test_without_the_guard_the_numerical_gradient_would_pass(name, i, monkeypatch):
-    monkeypatch.setattr(compare, "DERIVED_RTOL", np.inf)
-    if name == "relu_backward":
-        monkeypatch.setattr(ex04_backward, "_check_relu_near_kink", lambda *args: None)
-    RUNS[name](NUMERICAL[name][i])
+def test_without_the_guard_the_numerical_gradient_would_pass(name, i):
+    with replaced(compare, "DERIVED_RTOL", np.inf):
+        if name == "relu_backward":
+            with replaced(ex04_backward, "_check_relu_near_kink", lambda *args: None):
+                RUNS[name](NUMERICAL[name][i])
+        else:
+            RUNS[name](NUMERICAL[name][i])
+
+
+def test_a_stable_cross_entropy_at_logits_of_1000_is_derived_not_numerical():
+    """The issue's case: right to 3e-14 where rounding at |z| = 1000 allows about 1e-13,
+    while a difference quotient there is off by 1e-8 or more."""
+    for seed in range(4):
+        T.check_softmax_cross_entropy(_ce_log_sum_exp, 5, 4, seed=seed, scale=1000.0)
+    with pytest.raises(T.Diagnosis, match="looks-numerical"):
+        T.check_softmax_cross_entropy(numerical_loss(F.softmax_cross_entropy), 5, 4,
+                                      scale=1000.0)
 
 
 def test_the_message_names_the_gradient_and_the_size_of_the_error():
@@ -433,7 +495,7 @@ def test_the_message_names_the_gradient_and_the_size_of_the_error():
         T.check_linear_backward(numerical_linear(), seed=0)
     assert re.fullmatch(
         r"linear_backward: dx looks numerical, not derived: it is right to about \de-1\d "
-        r"relative error, where the chain rule gives 1e-15 or better\. .*apply the chain rule",
+        r"relative error, where the chain rule gives \de-1\d or better\. .*apply the chain rule",
         info.value.message), str(info.value)
     assert info.value.id == "looks-numerical"
 
@@ -470,64 +532,230 @@ def test_a_wrong_gradient_is_still_diagnosed_by_the_numerical_comparison_first()
         T.check_linear_backward(lambda d, c: (d @ c[1].T, c[0].T @ d, d.mean(axis=0)))
 
 
+# --------------------------------------------------------------------------- exercise 7's rules
+
+EX = "ex07_autodiff"
+OPS = ("__add__", "__mul__", "__pow__", "tanh", "relu", "exp")
+# how the notebook grades each rule: its visible test, then its hidden tests
+VALUE_CHECKS = {"__add__": T.check_value_add, "__mul__": T.check_value_mul,
+                "__pow__": T.check_value_pow, "tanh": T.check_value_tanh,
+                "relu": T.check_value_relu, "exp": T.check_value_exp}
+
+
+def run_rule(op: str, V) -> None:
+    VALUE_CHECKS[op](V, seed=0)
+    for seed in range(1, 5):
+        VALUE_CHECKS[op](V, seed=seed, graphs=4)
+
+
+def value_class(op: str, body: str) -> type:
+    """The exercise's solution with the ``_backward`` body of ``op`` replaced."""
+    source = nbformat.read(ROOT / "solutions" / EX / f"{EX}.ipynb", 4)
+    release = nbformat.read(ROOT / "exercises" / EX / f"{EX}.ipynb", 4)
+    stub = S.solution_cells(release)[op].source
+    ns: dict = {}
+    for cell in source.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if cell.cell_type == "code" and (gid == "setup" or meta.get("solution")):
+            code = S.fill_stubs(stub, [body]) if gid == op else cell.source
+            exec(compile(code, gid, "exec"), ns)  # noqa: S102 - the course's own code
+    return ns["Value"]
+
+
+# Right rules, written in every way a derivation gives them (false rejects: none allowed)
+ANALYTIC_RULES = {
+    "__add__": ["self.grad += out.grad\nother.grad += out.grad",
+                "self.grad += 1.0 * out.grad\nother.grad += 1.0 * out.grad",
+                "self.grad = self.grad + out.grad\nother.grad = other.grad + out.grad"],
+    "__mul__": ["self.grad += other.data * out.grad\nother.grad += self.data * out.grad",
+                "self.grad += out.grad * other.data\nother.grad += out.grad * self.data",
+                "g = out.grad\nself.grad = self.grad + g * other.data\n"
+                "other.grad = other.grad + g * self.data"],
+    "__pow__": ["self.grad += n * self.data ** (n - 1) * out.grad",
+                "self.grad += n * out.data / self.data * out.grad",
+                "self.grad += out.grad * n * math.pow(self.data, n - 1)",
+                "self.grad += n * (self.data ** n / self.data) * out.grad"],
+    "tanh": ["self.grad += (1 - out.data ** 2) * out.grad",
+             "self.grad += (1 - out.data) * (1 + out.data) * out.grad",
+             "self.grad += out.grad / math.cosh(self.data) ** 2",
+             "self.grad += (1 - math.tanh(self.data) ** 2) * out.grad",
+             "self.grad += 4 * out.grad / (math.exp(self.data) + math.exp(-self.data)) ** 2"],
+    "relu": ["self.grad += (self.data > 0) * out.grad",
+             "self.grad += float(self.data > 0) * out.grad",
+             "self.grad += out.grad if self.data > 0 else 0.0",
+             "self.grad += (out.data > 0) * out.grad"],
+    "exp": ["self.grad += out.data * out.grad",
+            "self.grad += math.exp(self.data) * out.grad",
+            "self.grad += math.e ** self.data * out.grad",
+            "import numpy as np\nself.grad += float(np.exp(self.data)) * out.grad"],
+}
+
+_FORWARD = {  # (what self's forward is, as a function of t; the same for other)
+    "__add__": ("t + other.data", "self.data + t"),
+    "__mul__": ("t * other.data", "self.data * t"),
+    "__pow__": ("t ** n", None),
+    "tanh": ("math.tanh(t)", None),
+    "relu": ("max(t, 0.0)", None),
+    "exp": ("math.exp(t)", None),
+}
+_SCHEMES = {
+    "central": "(f(x + h) - f(x - h)) / (2 * h)",
+    "forward": "(f(x + h) - f(x)) / h",
+    "five-point": "(-f(x + 2 * h) + 8 * f(x + h) - 8 * f(x - h) + f(x - 2 * h)) / (12 * h)",
+}
+STEPS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8)
+
+
+def numerical_rule(op: str, scheme: str, h: float) -> str:
+    """A ``_backward`` that differentiates the forward formula by a difference quotient."""
+    lines = [f"h = {h!r}"]
+    for name, forward in zip(("self", "other"), _FORWARD[op], strict=True):
+        if forward is None:
+            continue
+        x = f"{name}.data"
+        lines += [f"f = lambda t: {forward}", f"x = {x}",
+                  f"{name}.grad += {_SCHEMES[scheme]} * out.grad"]
+    return "\n".join(lines)
+
+
+NUMERICAL_RULES = {op: [(f"{scheme} h={h:g}", numerical_rule(op, scheme, h))
+                        for scheme in _SCHEMES for h in STEPS] for op in OPS}
+
+
+@pytest.mark.parametrize(("op", "i"), [(op, i) for op in OPS
+                                       for i in range(len(ANALYTIC_RULES[op]))])
+def test_a_rule_derived_in_any_way_passes_every_hidden_test(op, i):
+    run_rule(op, value_class(op, ANALYTIC_RULES[op][i]))
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("scheme", sorted(_SCHEMES))
+def test_a_rule_computed_by_a_difference_quotient_is_refused_at_every_step(op, scheme):
+    for h in STEPS:
+        with pytest.raises(T.Diagnosis) as info:
+            run_rule(op, value_class(op, numerical_rule(op, scheme, h)))
+        assert info.value.id in ("looks-numerical", "looks-numerical-at-kink",
+                                 "value-local-grad-wrong", "value-graph-gradient-wrong"), \
+            f"{op} {scheme} h={h:g}: {info.value}"
+
+
+def test_the_tanh_rule_of_the_issue_is_refused_as_numerical():
+    body = ("h = 1e-5\nself.grad += (math.tanh(self.data + h) - math.tanh(self.data - h)) "
+            "/ (2 * h) * out.grad")
+    with pytest.raises(T.Diagnosis, match=r"looks numerical, not derived") as info:
+        T.check_value_tanh(value_class("tanh", body))
+    assert info.value.id == "looks-numerical"
+
+
+# --------------------------------------------------------------------------- the rates
+
+
+def _grade(run, fn) -> str:
+    """'' when ``fn`` passes every graded input, else the id of the first failure."""
+    try:
+        run(fn)
+    except AssertionError as exc:
+        return getattr(exc, "id", type(exc).__name__)
+    return ""
+
+
+def numerical_families() -> dict[str, list]:
+    """The difference quotients measured: every scheme and step a student might use."""
+    return {
+        "linear_backward": [numerical_linear(h, s) for s in ("central", "forward", "five-point")
+                            for h in (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
+        + [numerical_linear_per_output()],
+        "relu_backward": [numerical_relu(h, s) for s in ("central", "forward", "five-point")
+                          for h in (1e-9, 1e-7, 1e-5, 1e-3)] + [numerical_relu_looped()],
+        "sigmoid_backward": [numerical_sigmoid(h, s) for s in ("central", "forward", "five-point")
+                             for h in (1e-7, 1e-6, 6e-6, 1e-5, 1e-4, 1e-3)],
+        "tanh_backward": [numerical_tanh(h, s) for s in ("central", "forward", "five-point")
+                          for h in (1e-7, 1e-6, 6e-6, 1e-5, 1e-4, 1e-3)],
+        "two_layer_net": [numerical_net(h, s) for s in ("central", "five-point")
+                          for h in (1e-6, 1e-5, 1e-4, 1e-3)]
+        + [numerical_net_with_numerical_layer()],
+        "mse_loss": [numerical_loss(F.mse_loss, h, s) for s in ("central", "five-point")
+                     for h in (1e-5, 1e-3, 1e-1, 1.0, 10.0)],
+        "softmax_cross_entropy": [numerical_loss(F.softmax_cross_entropy, h, s)
+                                  for s in ("central", "forward", "five-point")
+                                  for h in (1e-7, 1e-5, 1e-3)],
+        "binary_cross_entropy": [numerical_loss(F.binary_cross_entropy, h, s)
+                                 for s in ("central", "forward", "five-point")
+                                 for h in (1e-7, 1e-5, 1e-3)],
+    }
+
+
+def rates() -> dict[str, tuple[int, int, int, int, int]]:
+    """Per function: (correct variants, of them rejected, difference quotients, of them
+    refused, of them refused as looking numerical), over every input the notebooks grade."""
+    table = {}
+    families = numerical_families()
+    for name, run in RUNS.items():
+        wrong = [_grade(run, fn) for fn in ANALYTIC[name]]
+        caught = [_grade(run, fn) for fn in families[name]]
+        table[name] = (len(wrong), sum(map(bool, wrong)), len(caught), sum(map(bool, caught)),
+                       sum(c.startswith("looks-numerical") for c in caught))
+    for op in OPS:
+        wrong = [_grade(lambda V, op=op: run_rule(op, V), value_class(op, body))
+                 for body in ANALYTIC_RULES[op]]
+        caught = [_grade(lambda V, op=op: run_rule(op, V), value_class(op, body))
+                  for _, body in NUMERICAL_RULES[op]]
+        table[f"Value.{op}"] = (len(wrong), sum(map(bool, wrong)), len(caught),
+                                sum(map(bool, caught)),
+                                sum(c.startswith("looks-numerical") for c in caught))
+    return table
+
+
+def format_rates(table) -> str:
+    lines = [f"{'function':24} {'correct':>7} {'rejected':>8} {'quotients':>9} {'refused':>7}"
+             f" {'as numerical':>12}"]
+    for name, (n, rejected, m, refused, numerical) in table.items():
+        lines.append(f"{name:24} {n:7d} {rejected:8d} {m:9d} {refused:7d} {numerical:12d}")
+    n, rejected, m, refused, numerical = (sum(col) for col in zip(*table.values(), strict=True))
+    lines.append(f"{'all':24} {n:7d} {rejected:8d} {m:9d} {refused:7d} {numerical:12d}")
+    lines.append(f"false-reject rate {rejected}/{n} = {rejected / n:.0%}; catch rate "
+                 f"{refused}/{m} = {refused / m:.0%} ({numerical} as looking numerical)")
+    return "\n".join(lines)
+
+
+@pytest.mark.slow
+def test_no_correct_variant_is_rejected_and_every_difference_quotient_is_refused():
+    table = rates()
+    print(format_rates(table))
+    assert all(rejected == 0 for _, rejected, _, _, _ in table.values()), format_rates(table)
+    assert all(refused == m for _, _, m, refused, _ in table.values()), format_rates(table)
+
+
 # --------------------------------------------------------------------------- measuring
 
 
-def _measure() -> None:  # pragma: no cover - prints the numbers DERIVED_RTOL is chosen from
-    """Worst analytic and best numerical error of every variant over every graded input."""
+def _measure() -> None:  # pragma: no cover - prints the numbers the bounds are chosen from
+    """The rates, then the worst error of each correct variant and the best of each
+    difference quotient, as multiples of the bound each input allowed."""
+    print(format_rates(rates()))
     seen: list[float] = []
-    real = compare.derived_error
 
-    def recording(got, ref):
-        seen.append(real(got, ref))
-        return 0.0
+    def recording(got, ref, allowed=compare.DERIVED_RTOL):
+        seen.append(compare.derived_error(got, ref) / max(allowed, compare.DERIVED_RTOL))
+        return True
 
-    compare.derived_error = recording
-    numerical = {
-        "linear_backward": [(f"{s} h={h:g}", numerical_linear(h, s))
-                            for s in ("central", "forward", "five-point")
-                            for h in (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)]
-        + [("per-output h=1e-5", numerical_linear_per_output())],
-        "relu_backward": [(f"{s} h={h:g}", numerical_relu(h, s))
-                          for s in ("central", "forward", "five-point")
-                          for h in (1e-9, 1e-7, 1e-5, 1e-3)]
-        + [("looped h=1e-5", numerical_relu_looped())],
-        "sigmoid_backward": [(f"{s} h={h:g}", numerical_sigmoid(h, s))
-                             for s in ("central", "forward", "five-point")
-                             for h in (1e-7, 1e-6, 6e-6, 1e-5, 1e-4, 1e-3)],
-        "tanh_backward": [(f"{s} h={h:g}", numerical_tanh(h, s))
-                          for s in ("central", "forward", "five-point")
-                          for h in (1e-7, 1e-6, 6e-6, 1e-5, 1e-4, 1e-3)],
-        "two_layer_net": [(f"{s} h={h:g}", numerical_net(h, s))
-                          for s in ("central", "five-point") for h in (1e-6, 1e-5, 1e-4, 1e-3)]
-        + [("numerical layer", numerical_net_with_numerical_layer())],
-        "mse_loss": [(f"{s} h={h:g}", numerical_loss(F.mse_loss, h, s))
-                     for s in ("central", "five-point") for h in (1e-5, 1e-3, 1e-1, 1.0, 10.0)],
-        "softmax_cross_entropy": [(f"{s} h={h:g}", numerical_loss(F.softmax_cross_entropy, h, s))
-                                  for s in ("central", "five-point") for h in (1e-5, 1e-3)],
-        "binary_cross_entropy": [(f"{s} h={h:g}", numerical_loss(F.binary_cross_entropy, h, s))
-                                 for s in ("central", "five-point") for h in (1e-5, 1e-3)],
-    }
-    try:
+    families = numerical_families()
+    with replaced(compare, "derived_close", recording):
         for name, run in RUNS.items():
             worst = []
             for fn in ANALYTIC[name]:
                 seen.clear()
                 run(fn)
                 worst.append(max(seen))
-            print(f"{name}: analytic, worst per variant: "
-                  + " ".join(f"{w:.1e}" for w in worst))
-            for label, fn in numerical[name]:
+            best = []  # each quotient's largest excess, where the numerical check lets it by
+            for fn in families[name]:
                 seen.clear()
-                try:
-                    run(fn)
-                except AssertionError as exc:
-                    print(f"    {label:>22}: fails the numerical comparison ({str(exc)[:60]})")
-                    continue
-                print(f"    {label:>22}: best {min(seen):.1e}, median "
-                      f"{float(np.median(seen)):.1e}, worst {max(seen):.1e}")
-    finally:
-        compare.derived_error = real
+                if not _grade(run, fn) and seen:
+                    best.append(max(seen))
+            print(f"{name}: correct variants at most {max(worst):.2g} of the bound; "
+                  "difference quotients that pass the numerical comparison at least "
+                  + (f"{min(best):.3g} times it" if best else "(none passes it)"))
 
 
 if __name__ == "__main__":  # pragma: no cover

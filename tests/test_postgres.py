@@ -94,3 +94,27 @@ def test_the_journal_ties_finished_students_to_the_postgresql_gradebook(graded, 
     # that gradebook does not even hold the assignment.
     with pytest.raises(grading.GradingError, match="not in the gradebook"):
         grading.grade_class(root, ASSIGNMENT, jobs=1, progress=lambda s: None)
+
+
+def test_the_class_report_reads_every_cell_score_from_postgresql(graded, server):
+    """``python -m bpgrade report --db-url`` on the PostgreSQL gradebook: the CSV's cell
+    scores are those the students were built to get, and no SQLite gradebook is made."""
+    import csv
+    import subprocess
+
+    root, expected, _, _ = graded
+    sqlite = (root / "gradebook.db").exists()  # another test of this module may make one
+    proc = subprocess.run([sys.executable, "-m", "bpgrade", "report", ASSIGNMENT,
+                           "--db-url", server.url, "--out", "pg-report"], cwd=root,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    page = (root / "pg-report" / f"report-{ASSIGNMENT}.html").read_text()
+    assert "from postgresql+psycopg2://" in page
+    with open(root / "pg-report" / f"report-{ASSIGNMENT}.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    scores: dict = {}
+    for row in rows:
+        scores.setdefault(row["student"], {})[row["cell"]] = float(row["cell_score"])
+    assert scores == expected
+    assert f"{ASSIGNMENT}: {len(expected)} submissions, {len(expected)} graded" in proc.stdout
+    assert (root / "gradebook.db").exists() == sqlite

@@ -7,7 +7,19 @@ import re
 import numpy as np
 import pytest
 
-from bplib import SGD, Adam, History, Linear, ReLU, Sequential, Tanh, evaluate, fit, predict
+from bplib import (
+    SGD,
+    Adam,
+    EarlyStopping,
+    History,
+    Linear,
+    ReLU,
+    Sequential,
+    Tanh,
+    evaluate,
+    fit,
+    predict,
+)
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=float)
 XOR_Y = np.array([0, 1, 1, 0])
@@ -134,6 +146,103 @@ def test_float32_model_trains_in_float32():
                         Linear(4, 2, rng=1, dtype=np.float32)])
     model.fit(X, y, epochs=2, verbose=False)
     assert all(w.dtype == np.float32 for w in model.get_weights())
+
+
+# ---------------------------------------------------------------------- early stopping
+
+
+def monitored(values, **kwargs) -> EarlyStopping:
+    """An EarlyStopping fed ``values`` of val_loss, one per epoch, until it asks to stop."""
+    stop = EarlyStopping(**kwargs)
+    stop.on_train_begin(tiny_classifier())
+    for epoch, value in enumerate(values, 1):
+        if stop.on_epoch_end(epoch, {"val_loss": value, "val_accuracy": -value}):
+            break
+    return stop
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    stop = monitored([1.0, 0.8, 0.9, 0.85, 0.81, 0.5], patience=3)
+    assert (stop.best, stop.best_epoch, stop.stopped_epoch) == (0.8, 2, 5)
+    assert monitored([1.0, 0.8, 0.9, 0.85, 0.5], patience=3).stopped_epoch == 0
+
+
+def test_early_stopping_counts_only_improvements_larger_than_min_delta():
+    stop = monitored([1.0, 0.95, 0.91, 0.5], patience=2, min_delta=0.1)
+    assert (stop.best, stop.best_epoch, stop.stopped_epoch) == (1.0, 1, 3)
+
+
+def test_early_stopping_maximises_an_accuracy_in_auto_mode():
+    stop = monitored([1.0, 0.8, 0.9, 0.85], monitor="val_accuracy", patience=2)
+    assert (stop.best, stop.best_epoch, stop.stopped_epoch) == (-0.8, 2, 4)
+
+
+def test_fit_stops_early_and_restores_the_weights_of_the_best_epoch():
+    X, y = blobs()
+    X_val, y_val = blobs(n=20, seed=1)
+    weights_after = []
+
+    class Recorder:  # a second callback sees every epoch's weights
+        def on_train_begin(self, model):
+            self.model = model
+
+        def on_epoch_end(self, epoch, logs):
+            weights_after.append([w.copy() for w in self.model.get_weights()])
+            return False
+
+        def on_train_end(self):
+            pass
+
+    model = tiny_classifier()
+    stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+    history = fit(model, X + 1.5 * np.random.default_rng(2).standard_normal(X.shape), y,
+                  optimizer=Adam(lr=0.05), epochs=200, batch_size=60,
+                  validation_data=(X_val, y_val), callbacks=[Recorder(), stop])
+    val_loss = history.history["val_loss"]
+    assert 0 < stop.stopped_epoch < 200 and len(val_loss) == stop.stopped_epoch
+    assert stop.best_epoch == int(np.argmin(val_loss)) + 1
+    assert stop.stopped_epoch - stop.best_epoch == 3
+    for restored, recorded in zip(model.get_weights(), weights_after[stop.best_epoch - 1],
+                                  strict=True):
+        np.testing.assert_array_equal(restored, recorded)
+    assert evaluate(model, X_val, y_val)["loss"] == pytest.approx(min(val_loss))
+
+
+def test_without_restore_best_weights_the_model_keeps_its_last_weights():
+    X, y = blobs()
+    X_val, y_val = blobs(n=20, seed=1)
+    model = tiny_classifier()
+    stop = EarlyStopping(monitor="val_loss", patience=1)
+    history = fit(model, X + 1.5 * np.random.default_rng(2).standard_normal(X.shape), y,
+                  optimizer=Adam(lr=0.05), epochs=200, batch_size=60,
+                  validation_data=(X_val, y_val), callbacks=[stop])
+    assert stop.stopped_epoch == len(history.epochs) < 200
+    last = evaluate(model, X_val, y_val)["loss"]
+    assert last == pytest.approx(history.history["val_loss"][-1]) and last > stop.best
+
+
+def test_early_stopping_on_a_metric_fit_does_not_log_names_the_logs():
+    X, y = blobs()
+    with pytest.raises(ValueError, match=r"monitors 'val_loss'.*loss, accuracy.*validation_data"):
+        fit(tiny_classifier(), X, y, epochs=2, callbacks=[EarlyStopping()])
+
+
+def test_fit_refuses_a_callback_without_the_three_methods():
+    X, y = blobs()
+    with pytest.raises(TypeError, match="lacks on_train_begin, on_train_end"):
+        fit(tiny_classifier(), X, y, epochs=1, callbacks=[type("Half", (), {
+            "on_epoch_end": lambda self, epoch, logs: False})()])
+
+
+@pytest.mark.parametrize("kwargs", [dict(mode="up"), dict(patience=-1), dict(patience=1.5),
+                                    dict(min_delta=-0.1), dict(min_delta="0.1")])
+def test_early_stopping_rejects_bad_settings(kwargs):
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        EarlyStopping(**kwargs)
+
+
+def test_early_stopping_takes_a_numpy_float_for_min_delta():
+    assert monitored([1.0, 0.95, 0.5], patience=1, min_delta=np.float32(0.1)).stopped_epoch == 2
 
 
 # ---------------------------------------------------------------------- errors

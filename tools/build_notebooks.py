@@ -60,8 +60,8 @@ except ImportError:  # outside the book, glue(name, value) only shows the value
 """
 # What the chapters and the exercises import (bplib itself comes from binder/postBuild);
 # binder/requirements.txt pins them to the versions of requirements.lock.
-BINDER_PACKAGES = ("numpy", "matplotlib", "scikit-learn", "keras", "jax", "jaxlib", "myst-nb",
-                   "jupytext", "ipykernel", "nbclient")
+BINDER_PACKAGES = ("numpy", "matplotlib", "scikit-learn", "threadpoolctl", "keras", "jax",
+                   "jaxlib", "myst-nb", "jupytext", "ipykernel", "nbclient")
 BINDER_REQUIREMENTS = "binder/requirements.txt"
 BINDER_HEADER = """\
 # What Binder installs to run every chapter and exercise (bplib: binder/postBuild).

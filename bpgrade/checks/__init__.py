@@ -7,6 +7,11 @@ seen, compares what comes back with what the grader computes, and raises a
 is wrong, links the section of the book that teaches the point, and ends with the line
 ``[diagnosis: <id>]``.
 
+Nothing a submission can reach decides a grade (``bpgrade.checks._trust``): the checks use
+a private copy of the builtins, their modules refuse every attribute write, and the checks
+that compute with numpy verify, after every call into student code, that numpy, bplib,
+math and the builtins are as they were at import; exercise 7's checks use no numpy at all.
+
 ====================================  ========================================================
 module                                what it holds
 ====================================  ========================================================
@@ -24,6 +29,9 @@ module                                what it holds
 
 from __future__ import annotations
 
+import sys as _sys
+
+from bpgrade.checks import _trust
 from bpgrade.checks.compare import check_array, check_value, expect
 from bpgrade.checks.diagnoses import Diagnosis
 from bpgrade.checks.ex01_perceptron import (
@@ -96,3 +104,8 @@ __all__ = [
     "check_value_exp",
     "check_value_backward",
 ]
+
+# Last: no attribute of the package or of any of its modules can be set or deleted now, nor
+# of the module that words their messages in the student's language.
+_trust.seal([m for n, m in list(_sys.modules.items())
+             if n == __name__ or n.startswith(__name__ + ".") or n == "bpgrade.language"])

@@ -22,8 +22,15 @@ differences meet its tolerance too, so a gradient that passes it must also agree
 *analytic* reference (bplib's backward function, called by the grader on its own copies)
 to within rounding (:func:`check_derived`, :data:`DERIVED_RTOL`).
 
-The student's returned objects are never trusted: they are copied into new float64 arrays
-(``np.array``), and every input is a copy, kept again to detect mutation.
+The student's returned objects are never trusted: :func:`call` copies what the student's
+function returned into plain data (:func:`~bpgrade.checks._trust.plain`) and then checks
+that numpy, bplib and the builtins are as they were (:func:`~bpgrade.checks._trust.verify`),
+before anything is compared; every input is a copy, kept again to detect mutation.
+
+The bound of the derived comparison follows the rounding the inputs allow: the grader
+perturbs the reference's inputs by a few units of rounding and measures how far the
+reference moves (:func:`rounding_allowance`); a derived gradient may be
+:data:`DERIVED_SPREAD` times that far off, and never less than :data:`DERIVED_RTOL`.
 """
 
 from __future__ import annotations
@@ -33,22 +40,26 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from bpgrade import language
+from bpgrade.checks._trust import BUILTINS as __builtins__  # noqa: F401 - see _trust
+from bpgrade.checks._trust import Opaque, plain, verify
 from bpgrade.checks.diagnoses import diagnose
-from bpgrade.language import N_, text
+from bpgrade.language import N_, render, text
 from bplib.gradcheck import TOLERANCE, Tolerance, grad_close
 
 __all__ = ["DERIVED_RTOL", "check_array", "check_value", "expect"]
 
-#: How closely a gradient that passed the numerical comparison must also agree with the
-#: analytic reference, as ``max|got - ref| / max|ref|`` over one gradient array. Measured on
-#: every input the notebooks grade (``python -m tests.test_not_numerical``): analytic
-#: variants (``@``, ``np.dot``, einsum, loops over the batch or over entries with the
-#: formula, sigmoid and tanh recomputed from x, softmax by hand) are at most 4e-16 off;
-#: central differences with h = 1e-5 at least 9e-13, the best difference quotient
-#: (five-point, h = 1e-3) at least 1.1e-13. The bound leaves a factor of 25 above the one
-#: and of 10 below the other.
+#: The least bound of the derived comparison, ``max|got - ref| / max|ref|`` over one
+#: gradient array: on inputs of moderate size rounding moves the reference far less, and
+#: analytic variants (``@``, ``np.dot``, einsum, loops, sigmoid and tanh recomputed from x,
+#: softmax by hand) are at most 4e-16 off; central differences with h = 1e-5 at least
+#: 9e-13, the best difference quotient (five-point, h = 1e-3) at least 1.1e-13.
 DERIVED_RTOL = 1e-14
+#: How many times the spread of the reference under rounding-size perturbations of its
+#: inputs (:func:`rounding_allowance`) a derived gradient may be off. Measured, with the
+#: false-reject and catch rates: ``python -m tests.test_not_numerical``.
+DERIVED_SPREAD = 16.0
+_PERTURB = 4.0  # the perturbation, in units of rounding of each input entry
+_EPS = float(np.finfo(np.float64).eps)
 
 Mistake = tuple[str, str, Callable[..., np.ndarray]]
 """A known mistake of a backward function: (gradient name, diagnosis id, the wrong result)."""
@@ -61,6 +72,8 @@ def describe(obj) -> str:
     """A few words for what the student returned: ``"an array of shape (3,)"``."""
     if obj is None:
         return "None"
+    if isinstance(obj, Opaque):
+        return text("a {kind}", kind=obj.name)
     if isinstance(obj, np.ndarray):
         return text("an array of shape {shape}", shape=obj.shape)
     if isinstance(obj, (tuple, list)):
@@ -87,6 +100,11 @@ def as_float(value, name: str, fn_name: str) -> np.ndarray:
     """A new float64 array of what the student returned for ``name``."""
     if value is None:
         raise diagnose("entry-none", fn=fn_name, name=name)
+    if isinstance(value, Opaque):
+        if value.array is None:
+            raise diagnose("not-numbers", fn=fn_name, name=name, got=describe(value),
+                           error=value.error)
+        return np.array(value.array, dtype=np.float64)
     try:
         arr = np.array(value, dtype=np.float64)  # a copy: nothing the student returned is kept
     except (TypeError, ValueError) as exc:
@@ -122,10 +140,18 @@ def strict_floats(fn_name: str, inputs: str = ""):
                            inputs=text(" on {inputs}", inputs=inputs) if inputs else "") from None
 
 
-def call(fn: Callable, args: Sequence, fn_name: str, inputs: str = ""):
-    """``fn(*args)`` with strict floating point (see :func:`strict_floats`)."""
-    with strict_floats(fn_name, inputs):
-        return fn(*args)
+def call(fn: Callable, args: Sequence, fn_name: str, inputs: str = "", strict: bool = True):
+    """What ``fn(*args)`` returns, as plain data (:func:`~bpgrade.checks._trust.plain`),
+    once numpy, bplib and the builtins are verified to be as they were; with ``strict``,
+    overflow and invalid operations are diagnosed (:func:`strict_floats`)."""
+    if strict:
+        with strict_floats(fn_name, inputs):
+            result = plain(fn(*args))
+    else:
+        with np.errstate(all="ignore"):
+            result = plain(fn(*args))
+    verify(fn_name)
+    return result
 
 
 def refuse_reference(student_fn, reference_fn, fn_name: str) -> None:
@@ -258,8 +284,18 @@ def check_array(
     Raises
     ------
     Diagnosis
-        naming the first thing that is wrong.
+        naming the first thing that is wrong (and ``IntegrityError`` when numpy, bplib
+        or the builtins are not what they were).
     """
+    got = plain(got)
+    verify(fn_name)
+    compare_array(got, expected, name, fn_name, like=like, like_shape=like_shape,
+                  reference=reference, batch_size=batch_size, mistakes=mistakes, tol=tol)
+
+
+def compare_array(got, expected, name, fn_name, *, like=None, like_shape=None,
+                  reference="numerical", batch_size=None, mistakes=(), tol=TOLERANCE) -> None:
+    """:func:`check_array` on plain, verified data (what :func:`call` returned)."""
     expected = np.asarray(expected, dtype=np.float64)
     arr = as_float(got, name, fn_name)
     what = text("{fn}: {name}", fn=fn_name, name=name)
@@ -345,17 +381,47 @@ def derived_error(got, reference) -> float:
     return float(np.max(np.abs(g - r))) / scale
 
 
-def derived_close(got, reference) -> bool:
-    """Whether ``got`` is the analytic ``reference`` to within rounding (:data:`DERIVED_RTOL`)."""
-    return derived_error(got, reference) <= DERIVED_RTOL
+def derived_close(got, reference, allowed: float = DERIVED_RTOL) -> bool:
+    """Whether ``got`` is the analytic ``reference`` to within ``allowed`` (relative to the
+    largest entry of ``reference``)."""
+    return derived_error(got, reference) <= max(allowed, DERIVED_RTOL)
 
 
-def check_derived(got, reference, name: str, fn_name: str, *, where: str = "") -> None:
+def rounding_allowance(reference_fn: Callable, args: Sequence, draws: int = 3,
+                       moved: Sequence[int] | None = None) -> list[float]:
+    """How far rounding may move each array ``reference_fn(*args)`` returns, relative to its
+    largest entry, times :data:`DERIVED_SPREAD` (at least :data:`DERIVED_RTOL`).
+
+    Every float64 array of ``args`` (of those at the indexes ``moved``, if given: not the
+    targets of a loss, which must stay 0 or 1) is perturbed entry by entry by up to
+    :data:`_PERTURB` units of rounding (``x * (1 + 4 eps u)``, ``u`` uniform in [-1, 1]),
+    ``draws`` times; the reference's largest relative move is the spread. An algorithm
+    that is right to rounding lands within a small multiple of it; the quotient of two
+    rounded values of a function does not (its error is ``eps / h`` and ``h**2``).
+    """
+    base = _as_tuple(reference_fn(*args))
+    gen = rng(7)
+    spread = [0.0] * len(base)
+    for _ in range(draws):
+        nudged = [a * (1 + _PERTURB * _EPS * gen.uniform(-1, 1, np.shape(a)))
+                  if isinstance(a, np.ndarray) and a.dtype == np.float64
+                  and (moved is None or i in moved) else a for i, a in enumerate(args)]
+        for k, (b, m) in enumerate(zip(base, _as_tuple(reference_fn(*nudged)), strict=True)):
+            spread[k] = max(spread[k], derived_error(m, b))
+    return [max(DERIVED_RTOL, DERIVED_SPREAD * s) for s in spread]
+
+
+def _as_tuple(result) -> tuple:
+    return tuple(result) if isinstance(result, (tuple, list)) else (result,)
+
+
+def check_derived(got, reference, name: str, fn_name: str, *, where: str = "",
+                  allowed: float = DERIVED_RTOL) -> None:
     """Refuse a gradient that matches the analytic ``reference`` only as well as finite differences.
 
-    Called once ``got`` has passed the numerical comparison (so it has the right shape
-    and is right to :data:`TOLERANCE`); ``reference`` is computed by the grader with
-    bplib's backward functions. See :data:`DERIVED_RTOL`.
+    Called once ``got`` (plain, verified data) has passed the numerical comparison (so it
+    has the right shape and is right to :data:`TOLERANCE`); ``reference`` is computed by
+    the grader with bplib's backward functions, ``allowed`` by :func:`rounding_allowance`.
     """
     dtype = getattr(got, "dtype", None)
     low = str(dtype) if dtype in (np.float16, np.float32) else ""  # rounding, not a quotient
@@ -363,19 +429,50 @@ def check_derived(got, reference, name: str, fn_name: str, *, where: str = "") -
     if got.shape != reference.shape:
         raise shape_diagnosis(text("{fn}: {name}{where}", fn=fn_name, name=name, where=where),
                               got, reference.shape, None, None)
-    if derived_close(got, reference):
+    if derived_close(got, reference, allowed):
         return
     err = derived_error(got, reference)
     if low:
         raise diagnose("low-precision", fn=fn_name, name=name, dtype=low, error=f"{err:.0e}")
     raise diagnose("looks-numerical", fn=fn_name, name=name, where=where, error=f"{err:.0e}",
-                   allowed="1e-15")
+                   allowed=f"{max(allowed, DERIVED_RTOL):.0e}")
+
+
+_NUMBER_TYPES = frozenset({int, float, np.float64, np.float32, np.int64, np.int32})
 
 
 def check_value(got, expected, name: str = N_("value"),
                 fn_name: str = N_("your function")) -> None:
-    """Compare a result with a hand-computed expected value (visible tests)."""
+    """Compare a result with a hand-computed expected value (visible tests).
+
+    Two numbers are compared on floats, without numpy (exercise 7's visible tests);
+    anything else as arrays, by :func:`check_array`.
+    """
+    if type(got) in _NUMBER_TYPES and type(expected) in _NUMBER_TYPES:
+        return _check_number(float(got), float(expected), name, fn_name)
     check_array(got, np.asarray(expected, dtype=np.float64), name, fn_name, reference="expected")
+
+
+_RTOL, _ATOL = float(TOLERANCE.rtol), float(TOLERANCE.atol)
+
+
+def _check_number(got: float, want: float, name: str, fn_name: str) -> None:
+    """One number against the expected one, in the words of :func:`value_diagnosis`."""
+    def close(a, b):
+        return abs(a - b) <= _ATOL + _RTOL * max(abs(a), abs(b))
+
+    what = text("{fn}: {name}", fn=fn_name, name=name)
+    if got != got or got in (float("inf"), float("-inf")):
+        raise diagnose("not-finite", fn=fn_name, name=name, value=got, where="")
+    if close(got, want):
+        return
+    if close(-got, want):
+        raise diagnose("wrong-sign", what=what, reference=N_("the expected value"))
+    if got == 0.0:
+        raise diagnose("all-zeros", what=what, reference=N_("the expected value"))
+    rel = abs(got - want) / max(1e-8, abs(got) + abs(want))
+    raise diagnose("wrong-values", what=what, error=f"{rel:.2g}", where="", got=fmt(got),
+                   word=N_("expected"), want=fmt(want))
 
 
 def expect(condition, message: str, **fields) -> None:
@@ -385,7 +482,7 @@ def expect(condition, message: str, **fields) -> None:
     cells into the catalog of the grader's messages) filled with ``fields``, in the
     language of the checks' messages."""
     if not condition:
-        raise AssertionError(language.render(message, fields))
+        raise AssertionError(render(message, fields))
 
 
 def check_loss_value(got, expected: float, fn_name: str, batch_size: int,

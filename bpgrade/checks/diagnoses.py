@@ -227,9 +227,9 @@ _MISTAKES = [
      "input by h and calling the forward function or the loss again) are how the grader "
      "checks a gradient, not how to compute one: apply the chain rule"),
     ("looks-numerical-at-kink", "pitfalls",
-     "{fn}: dx looks numerical, not derived: at x = {x}, that close to the kink at 0, it is "
-     "{got} where the derivative gives {right}. A difference quotient whose step reaches "
-     "across the kink averages the two slopes; compute dx = dout * (x > 0) instead"),
+     "{fn}: {name} looks numerical, not derived: at x = {x}, that close to the kink at 0, it "
+     "is {got} where the derivative gives {right}. A difference quotient whose step reaches "
+     "across the kink averages the two slopes; {fix}"),
     ("low-precision", "pitfalls",
      "{fn}: {name} is {dtype} and only right to about {error} relative error; compute it in "
      "float64 (the dtype of the inputs)"),
@@ -320,6 +320,12 @@ _MISTAKES = [
      "{fn}: the forward value is {got} but should be {want}; keep the given forward half as "
      "it is"),
     ("value-grad-overwritten", "fan-out", "{fn}: {context}" + _ONE_PATH),
+    ("value-data-changed", "autodiff",
+     "{fn}: {where}, .data of {node} is {after} where it was {before}: a backward rule adds "
+     "into its inputs' .grad and changes nothing else; leave every .data as it is"),
+    ("value-graph-changed", "autodiff",
+     "{fn}: {where}, {what} changed: a backward pass adds into .grad and changes nothing "
+     "else; leave ._prev, ._backward and the other nodes' .grad as they are"),
     ("value-grad-unchanged", "autodiff",
      "{fn}: out._backward() left {name}.grad unchanged; it must add d out/d {name} * out.grad "
      "into {name}.grad (did you set out._backward?)"),

@@ -6,12 +6,13 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bpgrade.checks._trust import BUILTINS as __builtins__  # noqa: F401 - see _trust
 from bpgrade.checks.compare import (
     as_float,
     as_scalar,
     call,
-    check_array,
     check_unchanged,
+    compare_array,
     rng,
     unpack,
 )
@@ -58,10 +59,10 @@ def check_perceptron_update(student_fn: Callable, D: int = 3, seed: int = 0) -> 
             case = text("{fn} (for x={x}, y={y}, w={w}, b={b}, lr={lr})", fn=fn_name,
                         x=np.round(x, 3).tolist(), y=y, w=np.round(w, 3).tolist(),
                         b=format(b, ".3f"), lr=lr)
-            check_array(got[0], want_w, N_("the new w"), case, reference="expected",
+            compare_array(got[0], want_w, N_("the new w"), case, reference="expected",
                         like="w", like_shape=w.shape,
                         mistakes=[("perceptron-error-sign", wrong_w)])
-            check_array(got[1], want_b, N_("the new b"), case, reference="expected",
+            compare_array(got[1], want_b, N_("the new b"), case, reference="expected",
                         mistakes=[("perceptron-error-sign", wrong_b)])
 
 

@@ -6,10 +6,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from bpgrade.checks._trust import BUILTINS as __builtins__  # noqa: F401 - see _trust
 from bpgrade.checks.compare import (
     call,
-    check_array,
     check_unchanged,
+    compare_array,
     fmt,
     refuse_reference,
     rng,
@@ -46,7 +47,7 @@ def check_forward(
     check_unchanged(arrays, args, fn_name)
     out, _ = reference_fn(*arrays.values())
     first = next(iter(arrays.values()))
-    check_array(got_out, out, "out", fn_name, reference="expected",
+    compare_array(got_out, out, "out", fn_name, reference="expected",
                 like=N_("the expected output"), like_shape=out.shape,
                 batch_size=first.shape[0] if first.ndim else None,
                 mistakes=[(id_, lambda fn=fn: fn(*arrays.values())) for id_, fn in mistakes])
@@ -56,8 +57,8 @@ def check_forward(
     else:
         parts = unpack(got_cache, cache_names, text("{fn}'s cache", fn=fn_name))
     for cname, got, w in zip(cache_names, parts, want, strict=True):
-        check_array(got, w, text("the cache entry {name}", name=cname), fn_name,
-                    reference="expected")
+        compare_array(got, w, text("the cache entry {name}", name=cname), fn_name,
+                      reference="expected")
 
 
 def check_linear_forward(student_fn: Callable, N: int = 4, D: int = 3, M: int = 5,
@@ -125,9 +126,11 @@ def copy_params(params: dict) -> dict:
 
 
 def check_params_unchanged(saved: dict, given: dict, fn_name: str) -> None:
-    """Every ``given[k]`` must still equal ``saved[k]``."""
+    """Every ``given[k]`` (the dict the student's function got) must still be the grader's
+    array, equal to ``saved[k]`` (a replaced entry is named without being read)."""
     for k, v in saved.items():
-        if k not in given or not np.array_equal(np.asarray(given[k]), v):
+        if k not in given or type(given[k]) is not np.ndarray or \
+                not np.array_equal(given[k], v):
             raise diagnose("params-modified", fn=fn_name, key=repr(k))
 
 
@@ -145,6 +148,6 @@ def check_two_layer_forward(student_fn: Callable, N: int = 4, D: int = 3, H: int
     scores = unpack(call(student_fn, (given, X_arg), fn_name), ("scores",), fn_name)[0]
     check_params_unchanged(params, given, fn_name)
     check_unchanged({"X": X}, {"X": X_arg}, fn_name)
-    check_array(scores, two_layer_scores(params, X), "scores", fn_name, reference="expected",
+    compare_array(scores, two_layer_scores(params, X), "scores", fn_name, reference="expected",
                 like="(N, C)", like_shape=(N, C),
                 mistakes=[("two-layer-forgot-relu", lambda: _without_relu(params, X))])
