@@ -190,6 +190,20 @@ def test_a_check_does_not_score_after_numpy_was_changed(monkeypatch):
     bpgrade.checks.check_linear_backward(_linear_backward)
 
 
+def test_reading_a_modules_annotations_is_not_a_change():
+    """Python creates a module's ``__annotations__`` the first time it is read
+    (``inspect.get_annotations``, ``typing.get_type_hints``, Sphinx's autodoc in another
+    test of the same process): an honest notebook that reads them is still scored."""
+    import inspect
+
+    import bplib.functional
+
+    bplib.functional.__dict__.pop("__annotations__", None)  # as in a fresh kernel
+    inspect.get_annotations(bplib.functional)
+    assert "__annotations__" in bplib.functional.__dict__
+    bpgrade.checks.check_linear_backward(_linear_backward)
+
+
 def test_a_change_made_by_the_students_call_is_caught_before_anything_is_compared():
     original = np.all
 

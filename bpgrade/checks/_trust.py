@@ -54,6 +54,11 @@ _IPYTHON_BUILTINS = frozenset({"_", "__", "___", "exit", "quit", "get_ipython", 
                                "__IPYTHON__", "__IPYTHON__active", "help", "copyright",
                                "credits", "license", "dreload", "runfile", "open", "input",
                                "raw_input"})
+#: Names Python itself adds to a module while it runs: its warnings registry, and its
+#: ``__annotations__``, created empty the first time anything reads them
+#: (``inspect.get_annotations``, ``typing.get_type_hints``, Sphinx's autodoc). The checks
+#: compute with neither, and an honest notebook that reads a module's annotations is scored.
+_MODULE_DUNDERS = frozenset({"__warningregistry__", "__annotations__"})
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class whose attributes can be set
 
 
@@ -107,7 +112,7 @@ class Watch:
         self._spaces = []
         for module in [*modules, _math, _builtins]:
             space = module.__dict__
-            skip = _IPYTHON_BUILTINS if module is _builtins else frozenset({"__warningregistry__"})
+            skip = _IPYTHON_BUILTINS if module is _builtins else _MODULE_DUNDERS
             names = {k: v for k, v in space.items() if k not in skip}
             prints = {k: fp for k, v in names.items()
                       if isinstance(getattr(v, "__module__", None), str)
