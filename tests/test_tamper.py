@@ -190,17 +190,25 @@ def test_a_check_does_not_score_after_numpy_was_changed(monkeypatch):
     bpgrade.checks.check_linear_backward(_linear_backward)
 
 
-def test_reading_a_modules_annotations_is_not_a_change():
-    """Python creates a module's ``__annotations__`` the first time it is read
-    (``inspect.get_annotations``, ``typing.get_type_hints``, Sphinx's autodoc in another
-    test of the same process): an honest notebook that reads them is still scored."""
+@pytest.mark.parametrize("owner", ["module", "class"])
+def test_reading_annotations_is_not_a_change(owner):
+    """Python creates the ``__annotations__`` of a module or a class the first time they
+    are read (``inspect.get_annotations``, ``cls.__annotations__``, Sphinx's autodoc in
+    another test of the same process): an honest notebook that reads them is scored."""
     import inspect
 
     import bplib.functional
+    import bplib.optim
 
-    bplib.functional.__dict__.pop("__annotations__", None)  # as in a fresh kernel
-    inspect.get_annotations(bplib.functional)
-    assert "__annotations__" in bplib.functional.__dict__
+    if owner == "module":
+        bplib.functional.__dict__.pop("__annotations__", None)  # as in a fresh kernel
+        inspect.get_annotations(bplib.functional)
+        assert "__annotations__" in bplib.functional.__dict__
+    else:
+        if "__annotations__" in bplib.optim.Optimizer.__dict__:
+            del bplib.optim.Optimizer.__annotations__  # as in a fresh kernel
+        bplib.optim.Optimizer.__annotations__  # noqa: B018
+        assert "__annotations__" in bplib.optim.Optimizer.__dict__
     bpgrade.checks.check_linear_backward(_linear_backward)
 
 

@@ -54,11 +54,12 @@ _IPYTHON_BUILTINS = frozenset({"_", "__", "___", "exit", "quit", "get_ipython", 
                                "__IPYTHON__", "__IPYTHON__active", "help", "copyright",
                                "credits", "license", "dreload", "runfile", "open", "input",
                                "raw_input"})
-#: Names Python itself adds to a module while it runs: its warnings registry, and its
-#: ``__annotations__``, created empty the first time anything reads them
-#: (``inspect.get_annotations``, ``typing.get_type_hints``, Sphinx's autodoc). The checks
-#: compute with neither, and an honest notebook that reads a module's annotations is scored.
-_MODULE_DUNDERS = frozenset({"__warningregistry__", "__annotations__"})
+#: Names Python itself adds to a module or a class while it runs: a module's warnings
+#: registry, and the ``__annotations__`` of a module or class, created empty the first time
+#: anything reads them (``inspect.get_annotations``, ``typing.get_type_hints``,
+#: ``cls.__annotations__``, Sphinx's autodoc). The checks compute with neither, and an
+#: honest notebook that reads annotations is scored.
+_LAZY_DUNDERS = frozenset({"__warningregistry__", "__annotations__"})
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class whose attributes can be set
 
 
@@ -94,7 +95,8 @@ def _fingerprint(value) -> tuple | None:
     if type(value) is FunctionType:
         return ((), (value.__code__, value.__defaults__, value.__kwdefaults__))
     if isinstance(value, type) and value.__flags__ & _HEAPTYPE:
-        return (tuple(value.__dict__), tuple(value.__dict__.values()))
+        space = {k: v for k, v in value.__dict__.items() if k not in _LAZY_DUNDERS}
+        return (tuple(space), tuple(space.values()))
     return None
 
 
@@ -112,7 +114,7 @@ class Watch:
         self._spaces = []
         for module in [*modules, _math, _builtins]:
             space = module.__dict__
-            skip = _IPYTHON_BUILTINS if module is _builtins else _MODULE_DUNDERS
+            skip = _IPYTHON_BUILTINS if module is _builtins else _LAZY_DUNDERS
             names = {k: v for k, v in space.items() if k not in skip}
             prints = {k: fp for k, v in names.items()
                       if isinstance(getattr(v, "__module__", None), str)
