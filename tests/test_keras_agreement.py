@@ -223,8 +223,8 @@ def test_keras_adam_and_adam_update_agree_when_gradients_dwarf_epsilon():
                                _bplib_adam_steps(grads, lambda t: 1e-7), rtol=1e-4)  # float32
 
 
-def _stopping_points(callback, values):
-    """Feed ``values`` of the monitored loss, one per epoch, to ``callback`` until it stops.
+def _stopping_points(callback, values, monitor):
+    """Feed ``values`` of ``monitor``, one per epoch, to ``callback`` until it stops.
 
     Returns (epochs run, best epoch counted from 1, best value); works for Keras's
     EarlyStopping (epochs from 0, ``model.stop_training``) and bplib's (epochs from 1,
@@ -235,27 +235,32 @@ def _stopping_points(callback, values):
         callback.set_model(model)
         callback.on_train_begin()
         for epoch, value in enumerate(values):
-            callback.on_epoch_end(epoch, {"val_loss": value})
+            callback.on_epoch_end(epoch, {monitor: value})
             if model.stop_training:
                 break
         return epoch + 1, callback.best_epoch + 1, float(callback.best)
     callback.on_train_begin(model)
     for epoch, value in enumerate(values, start=1):
-        if callback.on_epoch_end(epoch, {"val_loss": value}):
+        if callback.on_epoch_end(epoch, {monitor: value}):
             break
     return epoch, callback.best_epoch, float(callback.best)
 
 
+@pytest.mark.parametrize("monitor, drift", [("val_loss", -0.01), ("val_accuracy", 0.01)])
 @pytest.mark.parametrize("patience", [0, 1, 3, 10])
 @pytest.mark.parametrize("min_delta", [0.0, 0.01])
-def test_early_stopping_stops_where_keras_stops(patience, min_delta):
-    """On random walks of a validation loss, bplib's EarlyStopping stops at the epoch where
-    Keras's stops, with the same best epoch and value (Keras counts epochs from 0)."""
+def test_early_stopping_stops_where_keras_stops(monitor, drift, patience, min_delta):
+    """On random walks of a validation loss (smaller is better) or accuracy (larger is
+    better), bplib's EarlyStopping stops at the epoch where Keras's stops, with the
+    same best epoch and value (Keras counts epochs from 0)."""
     rng = np.random.default_rng(patience)
     for _ in range(50):
-        values = np.round(1 + np.cumsum(rng.normal(-0.01, 0.03, size=60)), 3)
-        kwargs = dict(monitor="val_loss", patience=patience, min_delta=min_delta)
-        keras_stop = keras.callbacks.EarlyStopping(mode="min", **kwargs)
-        bplib_stop = bplib.EarlyStopping(**kwargs)
-        assert _stopping_points(bplib_stop, values) == _stopping_points(keras_stop, values), (
-            list(values))
+        values = np.round(1 + np.cumsum(rng.normal(drift, 0.03, size=60)), 3)
+        kwargs = dict(monitor=monitor, patience=patience, min_delta=min_delta)
+        # Keras's "auto" reads the direction from a compiled model's metrics; here, with
+        # no model, it must be told
+        mode = "min" if monitor == "val_loss" else "max"
+        keras_stop = keras.callbacks.EarlyStopping(mode=mode, **kwargs)
+        bplib_stop = bplib.EarlyStopping(**kwargs)  # "auto"
+        assert (_stopping_points(bplib_stop, values, monitor)
+                == _stopping_points(keras_stop, values, monitor)), list(values)

@@ -177,6 +177,13 @@ def test_early_stopping_maximises_an_accuracy_in_auto_mode():
     assert (stop.best, stop.best_epoch, stop.stopped_epoch) == (-0.8, 2, 4)
 
 
+def test_an_accuracy_must_rise_by_more_than_min_delta_to_count():
+    # val_accuracy is -val_loss here: -1.0, -0.95, -0.91, -0.5
+    stop = monitored([1.0, 0.95, 0.91, 0.5], monitor="val_accuracy", patience=2,
+                     min_delta=0.1)
+    assert (stop.best, stop.best_epoch, stop.stopped_epoch) == (-1.0, 1, 3)
+
+
 def test_fit_stops_early_and_restores_the_weights_of_the_best_epoch():
     X, y = blobs()
     X_val, y_val = blobs(n=20, seed=1)
