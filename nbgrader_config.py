@@ -18,8 +18,12 @@ c.CourseDirectory.release_directory = "exercises"
 # Each exercise is written as text, solutions/exNN_name/exNN_name.md, and built into the
 # .ipynb beside it (`make exercises`); the text source holds the solutions and hidden
 # tests, so it is never copied into a release (nor into submitted/ or feedback/).
+# "*.bpgrade-refused": links and special files of a submission, set aside before grading
+# (bpgrade/submission.py, nbgrader_sandbox.py): nbgrader must never copy them.
+from bpgrade.submission import IGNORE_PATTERN  # noqa: E402
+
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
-                            "ex[0-9][0-9]_*.md"]
+                            "ex[0-9][0-9]_*.md", IGNORE_PATTERN]
 
 # An infinite loop in a student's cell costs seconds, not minutes.
 c.ExecutePreprocessor.timeout = 15
@@ -55,7 +59,19 @@ c.HTMLExporter.extra_template_basedirs = [
     os.path.join(os.path.dirname(_nbgrader.__file__), "server_extensions", "formgrader",
                  "templates"),
 ]
-c.HTMLExporter.filters = {"offline_mathjax": "bpgrade.lms.offline_mathjax"}
+c.HTMLExporter.filters = {"offline_mathjax": "bpgrade.lms.offline_mathjax",
+                          "feedback_head": "bpgrade.lms.feedback_head",
+                          "markdown2html": "bpgrade.sanitize.markdown2html"}
+
+# --- No script of a submission runs where its HTML is shown ---------------------
+# A submission's HTML, SVG and JavaScript outputs and the HTML in its markdown would run
+# in the feedback page and in the formgrader (with the instructor's Jupyter session).
+# Autograde cleans the notebook it stores (SanitizeNotebook, nbgrader_sandbox.py); every
+# HTML export (the feedback, the formgrader's view) cleans the notebook again
+# (preprocessors below) and each markdown cell's HTML (the markdown2html filter above);
+# the feedback page also carries a strict Content-Security-Policy (feedback_head).
+# See chapters/security.md.
+c.HTMLExporter.preprocessors = ["bpgrade.nbgrader_plugins.SanitizeNotebook"]
 
 # --- Due dates and late penalties ---------------------------------------------
 # Due dates live in the gradebook: `nbgrader db assignment add ex04_backward
@@ -71,10 +87,13 @@ c.PercentPerDayPenalty.max_percent = 50.0
 c.PercentPerDayPenalty.grace_minutes = 0.0
 
 # --- Grades to the LMS (`nbgrader export`) --------------------------------------
-# Default: nbgrader's own CSV. Canvas: `nbgrader export --exporter=bpgrade.lms.CanvasExportPlugin
-# --to canvas.csv`; Moodle: bpgrade.lms.MoodleExportPlugin; one row per student and
-# assignment: bpgrade.lms.PerStudentExportPlugin. To make one the default:
-# c.ExportApp.plugin_class = "bpgrade.lms.CanvasExportPlugin"
+# Default: nbgrader's own grades.csv columns, written by bpgrade.lms.CsvExportPlugin (with
+# the csv module, and no cell a spreadsheet would read as a formula: ids and names that
+# start with = + - @ get a leading quote). Canvas: `nbgrader export
+# --exporter=bpgrade.lms.CanvasExportPlugin --to canvas.csv`; Moodle:
+# bpgrade.lms.MoodleExportPlugin; one row per student and assignment:
+# bpgrade.lms.PerStudentExportPlugin. To make another one the default, set it here.
+c.ExportApp.plugin_class = "bpgrade.lms.CsvExportPlugin"
 
 # --- Collecting submissions downloaded from an LMS (`nbgrader zip_collect`) ---
 # Put the LMS download (zip files or notebooks) in downloaded/<assignment>/archive/.

@@ -14,7 +14,14 @@ Loaded by ``nbgrader_config.py`` (``load_subconfig``), so that plain
   (what the exercise asks for is read from its source notebook in ``solutions/``);
 * deleted test cells are put back from the instructor's copy;
 * first of all, RepairNotebook repairs nbgrader metadata that does not match the
-  gradebook (bpgrade/repair.py), so such a notebook is graded instead of failing.
+  gradebook (bpgrade/repair.py), so such a notebook is graded instead of failing;
+* after the kernel, SanitizeNotebook cleans what the notebook shows (outputs, markdown,
+  metadata) so that no script of it runs in the feedback or the formgrader;
+* before that, nothing of a submission but its folders and regular files is opened:
+  links, hard links, pipes, devices and sockets are set aside before nbgrader copies
+  the submission's files (``refuse_special_files``, nbgrader's pre-convert hook), the
+  notebook and ``timestamp.txt`` are read without following links, and GuardFiles
+  puts the reasons in the student's notes (bpgrade/submission.py).
 
 Without bubblewrap (or user namespaces) autograde logs
 ``WARNING: NO SANDBOX for student code (...)`` and goes on with the limits only.
@@ -36,9 +43,26 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from bpgrade.nbgrader_plugins import CheckIntegrity, RepairNotebook, SandboxedExecute
+from bpgrade.nbgrader_plugins import (
+    CheckIntegrity,
+    GuardFiles,
+    RepairNotebook,
+    SandboxedExecute,
+    SanitizeNotebook,
+    guard_nbgrader,
+)
 
 c = get_config()  # noqa: F821 - provided by traitlets when it loads this file
+
+# A submission is data: its links, hard links, pipes, devices and sockets are never
+# followed or opened. Before nbgrader copies a submission's files (shutil.copy follows
+# links) the hook renames each such entry to <name>.bpgrade-refused, which
+# c.CourseDirectory.ignore (nbgrader_config.py) keeps nbgrader away from; the notebook
+# is read without following links (an empty notebook is graded in place of one that is
+# not a regular file), and so is timestamp.txt, wherever nbgrader reads it.
+c.Autograde.pre_convert_hook = "bpgrade.submission.refuse_special_files"
+c.Autograde.exporter_class = "bpgrade.nbgrader_plugins.SafeNotebookExporter"
+guard_nbgrader()
 
 # The folder of this file is the course root: the kernel must not see it.
 c.SandboxedExecute.course_root = os.path.dirname(os.path.abspath(__file__))
@@ -62,17 +86,20 @@ c.SandboxedExecute.require_budget = False
 # the gradebook (an extra graded cell, a solution cell marked graded, a pasted copy of a
 # test cell, metadata an editor dropped) is repaired, not failed (bpgrade/repair.py).
 c.Autograde.sanitize_preprocessors = [
+    GuardFiles,  # the refused entries, in the student's notes; nbgrader's copies of them gone
     RepairNotebook,
     ClearOutput,
     DeduplicateIds,
     OverwriteKernelspec,
     OverwriteCells,
     CheckCellMetadata,
+    SanitizeNotebook,  # the notebook nbgrader writes before running it holds no script
 ]
 
 c.Autograde.autograde_preprocessors = [
     CheckIntegrity,  # before execution: refused cells are replaced by a raise
     SandboxedExecute,
+    SanitizeNotebook,  # what the kernel printed: no script, no unsafe HTML (bpgrade/sanitize.py)
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,

@@ -17,20 +17,30 @@
   follows it stay on one line (no line starts with ，。；：); emphasis of Chinese text is
   marked for upright rendering with emphasis dots (``course.css``), a Latin-only
   emphasis keeps its italic; textual citations read "McCulloch 和 Pitts", "Rumelhart 等".
+- **Chinese figures** (``course_figures.py``): the kernels that execute the chapters
+  display each matplotlib figure with its pickle beside the PNG; the Chinese page shows
+  the figure drawn again with its text from the page's catalog, in a CJK font, and a
+  Chinese alt text. An execution cached without the pickles runs once more; a page read
+  from an older execution is read again; the pickles never reach a download.
 """
 from __future__ import annotations
 
 import gettext
+import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
+import course_figures
 from docutils import nodes
 from sphinx.application import Sphinx
 from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
+from sphinx.util import logging
 
 ZH = "zh_CN"
+logger = logging.getLogger(__name__)
 
 # myst-nb's toggles: "Show code cell {type}" with type source/output/outputs/content.
 PROMPTS_ZH = {
@@ -273,6 +283,193 @@ class MarkChineseEmphasis(SphinxPostTransform):
                 em["classes"].append("cjk")
 
 
+# ---------------------------------------------------------------- figures ----------
+
+def _patch_figure_mimes() -> None:
+    """MyST-NB draws the PNG of a figure output and passes over its capture
+    (``course_figures.CAPTURE_MIMES``) without the warning "skipping unknown output
+    mime type", which a strict build would turn into an error."""
+    from myst_nb.core.render import NbElementRenderer
+
+    for name in ("render_mime_type", "render_mime_type_inline"):
+        original = getattr(NbElementRenderer, name)
+        if getattr(original, "_course", False):
+            continue
+
+        def render(self, data, _original=original):
+            if data.mime_type in course_figures.CAPTURE_MIMES:
+                return []
+            return _original(self, data)
+
+        render._course = True
+        setattr(NbElementRenderer, name, render)
+
+
+def _executes(app: Sphinx) -> bool:
+    return app.config.nb_execution_mode == "cache"
+
+
+def capture_figures_in_kernels(app: Sphinx) -> None:
+    """The chapters' kernels (started by this process, which they inherit the environment
+    of) load course_figures' IPython extension, through a profile under the build folder;
+    the reader's own IPython settings are not involved."""
+    if app.config.nb_execution_mode == "off":
+        return
+    folder = course_figures.kernel_profile(Path(app.outdir).parent / ".ipython")
+    app._course_ipythondir = os.environ.get("IPYTHONDIR")
+    os.environ["IPYTHONDIR"] = str(folder)
+
+
+def _notebook_source(app: Sphinx, docname: str) -> Path | None:
+    from myst_nb.core.read import is_myst_markdown_notebook
+
+    path = Path(app.env.doc2path(docname))
+    if path.suffix == ".md" and path.is_file() and is_myst_markdown_notebook(
+            path.read_text(encoding="utf-8")):
+        return path
+    return None
+
+
+def _cache_dir(app: Sphinx) -> str:
+    return app.env.mystnb_config.execution_cache_path
+
+
+def reread_pages_executed_again(app: Sphinx, env, added, changed, removed) -> list[str]:
+    """Before the pages are read: a page whose cached execution has no figure captures
+    (it was cached before they existed) loses it and runs once more, also when Sphinx
+    reads the page anyway; a page that Sphinx would not read is read again when it was
+    read from another execution than the cache holds now (the English build ran it
+    again: the Chinese edition must show the same outputs)."""
+    if not _executes(app):
+        return []
+    read = env.__dict__.setdefault("course_executions", {})
+    again = []
+    for docname in sorted(env.found_docs - removed):
+        path = _notebook_source(app, docname)
+        found = course_figures.cached_execution(_cache_dir(app), path) if path else None
+        if found is None or read.get(docname) == found[2]:
+            continue
+        cache, record, _ = found
+        if course_figures.lacks_capture(cache.get_cache_bundle(record.pk).nb):
+            logger.info(f"{docname}: its cached execution has no figure captures: it runs"
+                        " once more")
+            cache.remove_cache(record.pk)
+        if docname not in added | changed:
+            again.append(docname)
+    return again
+
+
+def _executed_notebook(app: Sphinx, docname: str):
+    """The page's executed notebook, from the cache (the outputs both editions show), or
+    None for a page that is not a notebook or was not executed."""
+    path = _notebook_source(app, docname)
+    return course_figures.executed_notebook(_cache_dir(app), path) if path else None
+
+
+def note_execution(app: Sphinx, doctree) -> None:
+    """Remember which execution the page was read from; a figure output without its
+    capture is a warning (the strict build fails), not a figure left in English."""
+    docname = app.env.docname
+    path = _notebook_source(app, docname) if _executes(app) else None
+    found = course_figures.cached_execution(_cache_dir(app), path) if path else None
+    if found is None:
+        return
+    app.env.__dict__.setdefault("course_executions", {})[docname] = found[2]
+    nb = course_figures.executed_notebook(_cache_dir(app), path)
+    lines = nb.metadata.get("source_map", [])
+    for entry in course_figures.figure_outputs(nb).values():
+        if "data" not in entry:
+            why = entry.get("error", "no capture: the kernel ran without course_figures")
+            line = lines[entry["cell"]] if entry["cell"] < len(lines) else None
+            logger.warning(f"this figure cannot be drawn in Chinese: {why}",
+                           location=(docname, line))
+
+
+def merge_executions(app: Sphinx, env, docnames, other) -> None:
+    env.__dict__.setdefault("course_executions", {}).update(
+        {d: v for d, v in getattr(other, "course_executions", {}).items() if d in docnames})
+
+
+def purge_execution(app: Sphinx, env, docname) -> None:
+    env.__dict__.setdefault("course_executions", {}).pop(docname, None)
+
+
+class TranslateAltTexts(SphinxTransform):
+    """Every image's alt text in its translation from the page's catalog (a figure's alt
+    text is there through tools.i18n; a ``{figure}``'s through Sphinx's extraction).
+
+    Sphinx's Locale transform translates the alt text only of an image that is not also
+    a message of its own: a ``{figure}`` or ``{image}`` is one (``.. image:: path``, as
+    "image" is a gettext target), and its translation, the same path, marks the image
+    translated in the first phase, so that the second skips its alt text, which stayed
+    English on the Chinese page (WCAG 3.1.2)."""
+
+    default_priority = 25
+
+    def apply(self, **kwargs) -> None:
+        if self.config.language != ZH:
+            return
+        images = [n for n in self.document.findall(nodes.image) if n.get("alt")]
+        catalog = _page_catalog(self) if images else None
+        for image in images if catalog is not None else ():
+            image["alt"] = catalog.gettext(image["alt"])
+
+
+class ChineseFigures(SphinxTransform):
+    """On a Chinese page, each figure that a cell drew: its text replaced by the page's
+    catalog (course_figures.translate_figure), drawn again with a CJK font into the
+    folder where MyST-NB writes the PNGs, the image pointed at it. A figure whose text
+    the catalog leaves as it is (numbers only, or names) keeps the English PNG. Before
+    Sphinx collects the images (doctree-read), so the new PNG is copied to _images like
+    any other. (Its alt text: TranslateAltTexts.)"""
+
+    default_priority = 30
+
+    def apply(self, **kwargs) -> None:
+        if self.config.language != ZH:
+            return
+        images = list(self.document.findall(nodes.image))
+        catalog = _page_catalog(self) if images else None
+        if catalog is None:
+            return
+        nb = _executed_notebook(self.app, self.env.docname) if _executes(self.app) else None
+        figures = course_figures.figure_outputs(nb) if nb else {}
+        if figures:  # a change to how figures are drawn redraws them
+            self.env.note_dependency(course_figures.__file__)
+        folder = Path(self.env.mystnb_config.output_folder)
+        for image in images:
+            entry = figures.get(Path(image["uri"]).stem)
+            if entry is None or "data" not in entry:
+                continue
+            fig = course_figures.load_figure(entry["data"])
+            if not course_figures.translate_figure(fig, catalog.gettext):
+                continue
+            missing = course_figures.missing_glyphs(fig)
+            if missing:
+                logger.warning(f"the Chinese figure would draw boxes for {missing[:5]}",
+                               location=image)
+            png = course_figures.render(fig)
+            target = folder / f"{hashlib.sha256(png).hexdigest()}.png"
+            if not target.exists():
+                target.write_bytes(png)
+            image["uri"] = "/" + os.path.relpath(target.resolve(), self.app.srcdir)
+
+
+def strip_figure_captures(app: Sphinx, exception) -> None:
+    """The notebooks the site offers for download (``_sources/<page>.ipynb``, copies of
+    the executed notebooks) without the figures' pickles; the kernels' environment as it
+    was."""
+    if hasattr(app, "_course_ipythondir"):
+        if app._course_ipythondir is None:
+            os.environ.pop("IPYTHONDIR", None)
+        else:
+            os.environ["IPYTHONDIR"] = app._course_ipythondir
+    sources = Path(app.outdir) / "_sources"
+    if app.builder.format == "html" and sources.is_dir():
+        for path in sorted(sources.rglob("*.ipynb")):
+            course_figures.strip_notebook(path)
+
+
 def dedupe_citation_refs(app: Sphinx, env) -> list[str]:
     """Sphinx parses a translated paragraph again (twice), and each parse of a
     ``{cite:t}`` role notes the same citation reference (same page, same id) with
@@ -373,7 +570,17 @@ def config_inited(app: Sphinx, config) -> None:
 
 def setup(app: Sphinx) -> dict:
     _patch_glue()
+    _patch_figure_mimes()
     _register_chinese_citations()
+    # after MyST-NB's own builder-inited handler, which sets the cache and output folders
+    app.connect("builder-inited", capture_figures_in_kernels, priority=900)
+    app.connect("env-get-outdated", reread_pages_executed_again)
+    app.connect("env-merge-info", merge_executions)
+    app.connect("env-purge-doc", purge_execution)
+    app.connect("doctree-read", note_execution)
+    app.connect("build-finished", strip_figure_captures)
+    app.add_transform(TranslateAltTexts)
+    app.add_transform(ChineseFigures)
     app.connect("config-inited", config_inited, priority=900)
     # after sphinx-book-theme's own handler, which adds the header buttons
     app.connect("html-page-context", page_context, priority=900)

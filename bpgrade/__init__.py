@@ -15,8 +15,15 @@ module                      what it does                                      ne
 ``bpgrade.integrity``       the AST check of student cells                    stdlib
 ``bpgrade.repair``          broken notebook structure mended against the      stdlib
                             instructor's cells before grading
+``bpgrade.submission``      what the grader takes from a submission folder:   stdlib
+                            regular files only (no link followed, no pipe
+                            opened), the refusals for the student's notes
+``bpgrade.sanitize``        a notebook made safe to render: no script of a    bleach,
+                            submission in the feedback or the formgrader      nbconvert
 ``bpgrade.nbgrader_plugins``  ``SandboxedExecute``, ``CheckIntegrity``,       nbgrader
-                            ``RepairNotebook``, ``HideHiddenTests``
+                            ``RepairNotebook``, ``HideHiddenTests``,
+                            ``GuardFiles``, ``SafeNotebookExporter``,
+                            ``SanitizeNotebook``
 ``bpgrade.pool``            the class-wide, crash-safe grader on Dask         nbgrader,
                             (stateless workers, the client writes)            distributed
 ``bpgrade.report``          the class report: what a class got wrong, from    nbgrader,
@@ -26,8 +33,9 @@ module                      what it does                                      ne
                             a notebook as the grader would, no nbgrader
 ``bpgrade.course``          throw-away nbgrader courses (tools and tests)     nbgrader
 ``bpgrade.lms``             grades to Canvas/Moodle/CSV (``nbgrader export``  nbgrader
-                            plug-ins), the late-penalty plug-in, MathJax
-                            inlined into feedback (``templates/feedback/``)
+                            plug-ins, no formula in a cell), the late-penalty
+                            plug-in, MathJax inlined into feedback under a
+                            Content-Security-Policy (``templates/feedback/``)
 ==========================  ================================================  ============
 
 The command line is ``python -m bpgrade`` (see :mod:`bpgrade.__main__`).

@@ -19,10 +19,21 @@ on the command line or in ``nbgrader_config.py``::
 
 Every score written is nbgrader's score minus the late penalty (never below 0).
 
+:class:`CsvExportPlugin` is nbgrader's own ``grades.csv`` (the same columns), written
+with the :mod:`csv` module; ``nbgrader_config.py`` makes it the course's default.
+
+**No formulas.** A spreadsheet opens a cell that starts with ``=``, ``+``, ``-``, ``@``,
+a tab, a carriage return (or a line feed, a NUL, their full-width forms, or any of
+these after leading spaces) as a formula: ``=HYPERLINK(...)``, ``+cmd|' /C calc'!A0``.
+Student ids, names, emails and LMS ids come from outside, so every text cell of every
+exporter goes through :func:`spreadsheet_text`, which puts a single quote before such
+a value (OWASP's advice for CSV injection). Scores stay numbers (:class:`Number`).
+
 :class:`PercentPerDayPenalty` is the course's late-submission plugin
 (``c.AssignLatePenalties.plugin_class``): a percentage of the notebook's maximum score
-per started day late, capped. :func:`offline_mathjax` is the Jinja filter that inlines
-MathJax 3 into the feedback HTML (see ``bpgrade/templates/feedback/``).
+per started day late, capped. :func:`feedback_head` is the Jinja filter that inlines
+MathJax 3 into the feedback HTML, under a strict Content-Security-Policy (see
+``bpgrade/templates/feedback/``).
 """
 
 from __future__ import annotations
@@ -42,9 +53,42 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 """Template base folder of the offline feedback (``HTMLExporter.extra_template_basedirs``)."""
 
 
-def _number(x: float) -> str:
+FORMULA_START = frozenset("=+-@\t\r\n\0\uff1d\uff0b\uff0d\uff20")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP's ``= + - @``,
+tab and carriage return; line feed, NUL and the full-width ``＝ ＋ － ＠`` as well)."""
+
+
+class Number(str):
+    """A cell the exporter wrote as a number (a score): never prefixed."""
+
+
+def spreadsheet_text(value: object) -> str:
+    """``value`` as a CSV text cell that no spreadsheet evaluates.
+
+    A value whose first character, after any leading spaces, is in
+    :data:`FORMULA_START` gets a single quote in front (OWASP's advice for CSV
+    injection); any other value, and a :class:`Number`, is written as it is.
+
+    >>> spreadsheet_text("=1+1"), spreadsheet_text(" @SUM(A1)"), spreadsheet_text("alice")
+    ("'=1+1", "' @SUM(A1)", 'alice')
+    """
+    if isinstance(value, Number):
+        return value
+    text = "" if value is None else str(value)
+    first = text.lstrip(" ")[:1]
+    return "'" + text if first and first in FORMULA_START else text
+
+
+def write_csv(dest: str, rows: list[list[object]]) -> None:
+    """Write ``rows`` to ``dest`` (UTF-8) with every text cell through
+    :func:`spreadsheet_text`."""
+    with open(dest, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([[spreadsheet_text(c) for c in row] for row in rows])
+
+
+def _number(x: float) -> Number:
     """A score as an LMS reads it: ``7.5``, ``10``, ``0``, at most two decimals."""
-    return f"{round(float(x), 2) + 0.0:g}"
+    return Number(f"{round(float(x), 2) + 0.0:g}")
 
 
 @dataclass
@@ -101,7 +145,12 @@ class _GradebookExport(ExportPlugin):
                      float(sub.total_seconds_late or 0.0))
 
     def cell(self, grade: Grade) -> str:
-        return _number(grade.score) if grade.submitted else self.missing
+        if grade.submitted:
+            return _number(grade.score)
+        try:  # the configured text for a missing submission ('0' by default)
+            return _number(float(self.missing))
+        except ValueError:
+            return self.missing
 
     def rows(self, gradebook: Gradebook) -> list[list[str]]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -109,9 +158,30 @@ class _GradebookExport(ExportPlugin):
     def export(self, gradebook: Gradebook) -> None:
         dest = self.destination()
         self.log.info("Exporting grades (%s) to %s", type(self).__name__, dest)
-        rows = self.rows(gradebook)
-        with open(dest, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows(rows)
+        write_csv(dest, self.rows(gradebook))
+
+
+class CsvExportPlugin(_GradebookExport):
+    """nbgrader's own ``grades.csv`` (its ``CsvExportPlugin``: the same columns, in the
+    same order, numbers written as nbgrader writes them), through the :mod:`csv`
+    module (a name with a comma stays one cell) and :func:`spreadsheet_text`."""
+
+    HEADER = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name",
+              "email", "raw_score", "late_submission_penalty", "score", "max_score"]
+
+    def rows(self, gradebook: Gradebook) -> list[list[str]]:
+        rows: list[list[object]] = [list(self.HEADER)]
+        students = {str(s) for s in self.student}
+        for a in self.assignments(gradebook):
+            for s in gradebook.students:  # in the gradebook's order, as nbgrader's
+                if students and s.id not in students:
+                    continue
+                g = self.grade(gradebook, a, s)
+                rows.append([a.name, a.duedate or "", g.timestamp or "", s.id,
+                             s.last_name or "", s.first_name or "", s.email or "",
+                             Number(g.raw_score), Number(g.late_penalty), Number(g.score),
+                             Number(float(a.max_score or 0.0))])
+        return rows
 
 
 class CanvasExportPlugin(_GradebookExport):
@@ -135,7 +205,7 @@ class CanvasExportPlugin(_GradebookExport):
     def rows(self, gradebook: Gradebook) -> list[list[str]]:
         assignments = self.assignments(gradebook)
         head = self.IDENTITY + [self.column_names.get(a.name, a.name) for a in assignments]
-        points = ["    Points Possible", "", "", "", ""] + [
+        points: list[object] = ["    Points Possible", "", "", "", ""] + [
             _number(a.max_score or 0.0) for a in assignments]
         rows = [head, points]
         for s in self.students(gradebook):
@@ -271,3 +341,33 @@ def offline_mathjax(name: str = "tex-svg.js") -> str:
     """
     js = mathjax_path(name or "tex-svg.js").read_text(encoding="utf-8")
     return js.replace("</script", "<\\/script").replace("<!--", "<\\!--")
+
+
+MATHJAX_CONFIG = """
+window.MathJax = {
+  tex: {
+    inlineMath: [['$', '$'], ['\\\\(', '\\\\)']],
+    displayMath: [['$$', '$$'], ['\\\\[', '\\\\]']],
+    processEscapes: true,
+    processEnvironments: true,
+    tags: 'ams'
+  },
+  svg: {fontCache: 'global'},
+  options: {enableMenu: false}
+};
+"""
+
+
+def feedback_head(name: str = "tex-svg.js") -> str:
+    """Jinja filter: the feedback page's head: a Content-Security-Policy that lets only
+    the page's own two scripts run (by their SHA-256,
+    :func:`bpgrade.sanitize.content_security_policy`), then MathJax's configuration
+    and MathJax 3 itself (:func:`offline_mathjax`), inlined. Whatever of a submission
+    the page still held (it is cleaned before: :mod:`bpgrade.sanitize`) could not run
+    a script, load anything or send anything anywhere."""
+    from .sanitize import content_security_policy
+
+    scripts = [MATHJAX_CONFIG, f"\n{offline_mathjax(name)}\n"]
+    policy = content_security_policy(scripts)
+    return (f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
+            + "\n".join(f"<script>{script}</script>" for script in scripts))

@@ -14,10 +14,16 @@ All three are ordinary nbgrader preprocessors, named in ``nbgrader_config.py`` a
   tests back into every autograded notebook and its default feedback renders them
   (upstream issues #917 and #1363). After the grades are read and before the HTML
   export, the lines from ``### BEGIN HIDDEN TESTS`` to ``### END HIDDEN TESTS`` of
-  every code cell are replaced by one comment line, and in those cells an error's
-  traceback (whose frames quote the failing source line) is cut down to
-  ``ename: evalue``. Printed output is kept. Only the feedback changes: the
+  every instructor's code cell (a locked cell: nbgrader put it back from the
+  instructor's copy) are replaced by one comment line, and in those cells an
+  error's traceback (whose frames quote the failing source line) is cut down to
+  ``ename: evalue``. Printed output is kept. A cell the student wrote is left as it
+  is, markers and all (they are the student's text). Only the feedback changes: the
   autograded notebook and the gradebook keep everything.
+* :class:`GuardFiles`, :class:`SafeNotebookExporter` and :func:`guard_nbgrader`: no
+  link or special file of a submission is followed or opened (:mod:`bpgrade.submission`).
+* :class:`SanitizeNotebook`: no script of a submission in the autograded notebook, the
+  feedback or the formgrader (:mod:`bpgrade.sanitize`).
 
 This module imports nbgrader; students never need it (:mod:`bpgrade.checks` is
 numpy only).
@@ -41,7 +47,9 @@ from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from jupyter_core.utils import ensure_async, run_sync
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbconvert.exporters import NotebookExporter
 from nbconvert.exporters.exporter import ResourcesDict
+from nbconvert.preprocessors import Preprocessor
 from nbformat.notebooknode import NotebookNode
 from nbgrader import utils
 from nbgrader.coursedir import CourseDirectory
@@ -68,8 +76,8 @@ from .kernel import (
     read_budget_file,
 )
 
-__all__ = ["CheckIntegrity", "HideHiddenTests", "RepairNotebook", "SandboxedExecute",
-           "strip_hidden_region"]
+__all__ = ["CheckIntegrity", "GuardFiles", "HideHiddenTests", "RepairNotebook",
+           "SafeNotebookExporter", "SandboxedExecute", "guard_nbgrader", "strip_hidden_region"]
 
 HIDDEN_NOTE = "# (hidden tests: not shown in the feedback; their result is below)"
 
@@ -157,8 +165,10 @@ class HideHiddenTests(NbGraderPreprocessor):
     def preprocess_cell(
         self, cell: NotebookNode, resources: ResourcesDict, index: int
     ) -> tuple[NotebookNode, ResourcesDict]:
-        """Strip the hidden region of one code cell and shorten its tracebacks."""
-        if cell.cell_type != "code":
+        """Strip the hidden region of one instructor's code cell and shorten its
+        tracebacks; a cell the student wrote (not locked) is left alone: a marker in
+        it is the student's text, and a lone one must not stop the feedback."""
+        if cell.cell_type != "code" or not utils.is_locked(cell):
             return cell, resources
         cell.source, removed = strip_hidden_region(
             cell.source, self.begin_test_delimeter, self.end_test_delimeter, self.note
@@ -565,21 +575,179 @@ class RepairNotebook(NbGraderPreprocessor):
 REPAIR_NOTE = ("**Before grading, the autograder repaired this notebook's grading "
                "information.** Your answers were graded as usual; these cells were "
                "changed:")
+NOTES_NOTE = ("**Notes from the autograder** (what it did with your submission besides "
+              "grading it):")
+
+
+def _inert(line: str) -> str:
+    """A note line as markdown that renders as text: HTML and link brackets escaped
+    outside its code spans (the notes put names a student chose in code spans)."""
+    import html
+
+    parts = str(line).replace("\n", " ").split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code span at all
+        parts = ["'".join(parts)]
+    for i in range(0, len(parts), 2):
+        parts[i] = re.sub(r"([\[\]\\])", r"\\\1", html.escape(parts[i], quote=False))
+    return "`".join(parts)
 
 
 def add_repair_note(nb) -> bool:
-    """Put the list of repairs :class:`RepairNotebook` made (the autograded notebook's
-    ``bpgrade_repairs`` metadata) in a markdown cell at the top of ``nb``; called by
-    :class:`HideHiddenTests` in ``GenerateFeedback``. Returns whether there was one."""
+    """Put, in a markdown cell at the top of ``nb``, the list of repairs
+    :class:`RepairNotebook` made (the autograded notebook's ``bpgrade_repairs``
+    metadata) and the student's notes (``bpgrade_notes``: refused files, cleaned
+    output ...); called by :class:`HideHiddenTests` in ``GenerateFeedback``. Returns
+    whether there was anything to say."""
     import html
 
     from .repair import REPAIRS_KEY
+    from .submission import NOTES_KEY
 
     repairs = nb.metadata.get(REPAIRS_KEY) or []
-    if not isinstance(repairs, list) or not repairs:
+    notes = nb.metadata.get(NOTES_KEY) or []
+    lines: list[str] = []
+    if isinstance(repairs, list) and repairs:
+        lines += [REPAIR_NOTE, ""] + [f"- {html.escape(str(r), quote=False)}" for r in repairs]
+    if isinstance(notes, list) and notes:
+        lines += ([""] if lines else []) + [NOTES_NOTE, ""] + [f"- {_inert(n)}" for n in notes]
+    if not lines:
         return False
-    lines = [REPAIR_NOTE, ""] + [f"- {html.escape(str(r), quote=False)}" for r in repairs]
     cell = nbformat.v4.new_markdown_cell("\n".join(lines))
     cell.metadata[REPAIRS_KEY] = True
     nb.cells.insert(0, cell)
     return True
+
+
+# ------------------------------------------------------------- files of a submission
+
+
+class SanitizeNotebook(Preprocessor):
+    """Make a notebook safe to render as HTML (:func:`bpgrade.sanitize.clean_notebook`:
+    outputs, markdown, raw cells, tags, metadata) and add what it changed to the
+    student's notes.
+
+    In ``c.Autograde.autograde_preprocessors`` right after the kernel (the stored
+    autograded notebook is clean) and at the end of ``sanitize_preprocessors`` (the
+    notebook nbgrader writes before running it is too); in
+    ``c.HTMLExporter.preprocessors`` (the feedback and the formgrader clean whatever
+    they render, an older autograded notebook included). An nbconvert preprocessor
+    (not nbgrader's: the formgrader's exporter configures those with options this one
+    has no use for).
+    """
+
+    enabled = Bool(True, help="Clean the notebook").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from .sanitize import clean_notebook
+        from .submission import add_notes
+
+        notes = clean_notebook(nb)
+        info = (resources or {}).get("nbgrader") or {}
+        for line in notes:
+            self.log.warning("sanitized: %s/%s: %s", info.get("student", "?"),
+                             info.get("notebook", "?"), line)
+        add_notes(nb, notes)
+        return nb, resources
+
+
+class GuardFiles(NbGraderPreprocessor):
+    """Say, in the notes of every notebook of a submission, which of its entries the
+    grader refused (:mod:`bpgrade.submission`), and make sure nbgrader's copies of
+    them are gone before any code runs.
+
+    Register it first in ``c.Autograde.sanitize_preprocessors`` (it runs once per
+    notebook, before the notebook is executed). The refusals are those of the
+    submission folder as it is now (``refuse_special_files``, nbgrader's
+    ``pre_convert_hook``, set them aside before nbgrader copied anything) and those the
+    Dask client refused (:func:`bpgrade.submission.read_record`). If the hook did not
+    run, nbgrader copied such an entry into ``autograded/``: the copy is deleted here.
+    The notes replace any ``bpgrade_notes`` the submission carried.
+    """
+
+    def preprocess(self, nb, resources):
+        from .submission import NOTES_KEY, add_notes, notebook_notes, read_record, scan
+
+        nb.metadata.pop(NOTES_KEY, None)
+        info = (resources or {}).get("nbgrader") or {}
+        student, assignment, notebook = (info.get("student"), info.get("assignment"),
+                                         info.get("notebook"))
+        if not (student and assignment and notebook):
+            return nb, resources
+        coursedir = CourseDirectory(config=self.config)
+        folder = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+        refused = scan(folder.parent.parent, (folder.parent.name, folder.name)).refused
+        seen = {r.path for r in refused}
+        refused += [r for r in read_record(Path(coursedir.root), assignment, student)
+                    if r.path not in seen]
+        dest = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
+        for r in refused:
+            copy = dest / r.path
+            if r.path != "." and not r.path.endswith(".ipynb") and os.path.lexists(copy) \
+                    and not copy.is_dir():
+                copy.unlink()
+                self.log.warning("refused: %s/%s: removed nbgrader's copy of %s", student,
+                                 assignment, r.path)
+        lines = notebook_notes(refused, notebook)
+        for line in lines:
+            self.log.warning("refused: %s/%s: %s", student, assignment, line)
+        add_notes(nb, lines)
+        return nb, resources
+
+
+class SafeNotebookExporter(NotebookExporter):
+    """nbconvert's ``NotebookExporter`` (what nbgrader's autograde reads notebooks with)
+    reading the notebook file with :func:`bpgrade.submission.read_file`: never through
+    a link, never blocking on a pipe. A notebook that is not a regular file with one
+    link is read as :data:`bpgrade.submission.PLACEHOLDER` (an empty notebook: every
+    test of it fails) and :class:`GuardFiles` says why.
+    ``c.Autograde.exporter_class = "bpgrade.nbgrader_plugins.SafeNotebookExporter"``."""
+
+    def from_filename(self, filename, resources=None, **kw):
+        import datetime
+
+        from .submission import PLACEHOLDER, read_file
+
+        data, what = read_file(filename)
+        resources = ResourcesDict() if resources is None else resources
+        if not resources.get("metadata"):
+            resources["metadata"] = ResourcesDict()
+        path, basename = os.path.split(filename)
+        resources["metadata"]["name"] = os.path.splitext(basename)[0]
+        resources["metadata"]["path"] = path
+        today = datetime.datetime.now(tz=datetime.UTC)
+        resources["metadata"]["modified_date"] = today.strftime("%B %-d, %Y")
+        if data is None:
+            self.log.warning("%s: %s; graded as an empty notebook", filename, what)
+            data = PLACEHOLDER.encode()
+        nb = nbformat.reads(data.decode("utf-8"), as_version=4)
+        return self.from_notebook_node(nb, resources, **kw)
+
+
+def safe_timestamp(self, dest_path: str):
+    """nbgrader's ``CourseDirectory.get_existing_timestamp``, reading ``timestamp.txt``
+    with :func:`bpgrade.submission.read_file`: one that is a link, a pipe or a device is
+    no timestamp (a warning), instead of being followed or blocking autograde."""
+    from .submission import read_file
+
+    path = os.path.join(dest_path, "timestamp.txt")
+    if not os.path.lexists(path):
+        return None
+    data, what = read_file(path)
+    if data is None:
+        self.log.warning("Ignored timestamp file %s: it is %s", path, what)
+        return None
+    timestamp = data.decode("utf-8", errors="replace").strip()
+    if not timestamp:
+        self.log.warning("Empty timestamp file: %s", path)
+        return None
+    try:
+        return utils.parse_utc(timestamp)
+    except ValueError:
+        self.fail(f"Invalid timestamp string: {path}")
+
+
+def guard_nbgrader() -> None:
+    """Make nbgrader read ``timestamp.txt`` with :func:`safe_timestamp` (nbgrader reads
+    it before any hook runs, and the formgrader reads it too); ``nbgrader_sandbox.py``
+    calls this."""
+    CourseDirectory.get_existing_timestamp = safe_timestamp

@@ -15,7 +15,10 @@ Kubernetes, SLURM: see ``chapters/scaling.md``).
 How it works
 ------------
 * **Stateless workers, no shared filesystem.** One Dask task per student carries
-  everything it needs (:func:`make_task`): the student's submitted files (bytes),
+  everything it needs (:func:`make_task`): the student's submitted files (bytes, read
+  without following a link or opening anything but regular files and folders:
+  :func:`bpgrade.submission.read_submission`; what it refused goes with them, and
+  reaches the student's notes as in a serial autograde),
   the instructor's source folder of the assignment (``solutions/<assignment>/``)
   and the course's grading configuration (``nbgrader_config.py``,
   ``nbgrader_sandbox.py``); it names no path of the course. The worker
@@ -104,6 +107,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from .course import CONFIG_FILES, IGNORE, tools_on_path
+from .submission import (
+    NOTES_KEY,
+    PLACEHOLDER,
+    Refused,
+    read_submission,
+    write_record,
+)
 
 # jsonschema (under nbformat) imports rfc3987_syntax if it is installed, for two
 # format checkers ("iri", "iri-reference") that no notebook schema uses; that import
@@ -137,6 +147,7 @@ class Outcome:
     max_score: float | None = None
     reason: str = ""  # failed: why; graded: notes (a cell timed out, the kernel died ...)
     repairs: list[str] = field(default_factory=list)  # what was repaired before grading
+    notes: list[str] = field(default_factory=list)  # the student's notes (refused files ...)
 
 
 @dataclass
@@ -248,11 +259,16 @@ def submitted_students(root: Path, assignment: str) -> list[str]:
 
 
 def fingerprint(folder: Path) -> str:
-    """SHA-256 of every file's relative path and bytes under ``folder``."""
+    """SHA-256 of every regular file's relative path and bytes under ``folder``, and of
+    what it holds that is not one (read as :func:`bpgrade.submission.read_submission`
+    reads it: no link followed, no pipe opened)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    submission = read_submission(folder)
+    for rel, data in sorted(submission.files.items()):
+        digest.update(rel.encode() + b"\0")
+        digest.update(hashlib.sha256(data or b"").digest())
+    for refusal in submission.refused:
+        digest.update(f"{refusal.path}\0{refusal.what}\0".encode())
     return digest.hexdigest()
 
 
@@ -316,16 +332,39 @@ class Journal:
 # ------------------------------------------------------------------------------- tasks
 
 
+def _ignored(rel: str) -> bool:
+    """Is ``rel`` left out by :data:`bpgrade.course.IGNORE` (editor leftovers, exercise
+    text sources)? The patterns ignore the folder too."""
+    return any(IGNORE("", [part]) for part in rel.split("/"))
+
+
 def _tree(folder: Path) -> dict[str, bytes]:
-    """``{relative path: bytes}`` of the files under ``folder``, without what
-    :data:`bpgrade.course.IGNORE` leaves out (editor leftovers, exercise text sources)."""
+    """``{relative path: bytes}`` of the files under ``folder`` (the instructor's, or a
+    worker's own output), without what :func:`_ignored` leaves out."""
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder)
-        if any(IGNORE("", [part]) for part in rel.parts):  # the patterns ignore the folder
-            continue
-        files[rel.as_posix()] = path.read_bytes()
+        rel = path.relative_to(folder).as_posix()
+        if not _ignored(rel):
+            files[rel] = path.read_bytes()
     return files
+
+
+def submission_files(folder: Path, notebooks: list[str]) -> tuple[dict[str, bytes], list[Refused]]:
+    """What a task carries of a submission folder: its regular files (read by
+    :func:`bpgrade.submission.read_submission`: no link followed, no pipe or device
+    opened), and what it refused. A refused notebook of the assignment (``notebooks``:
+    their names) is replaced by :data:`bpgrade.submission.PLACEHOLDER`, an empty
+    notebook, as :class:`~bpgrade.nbgrader_plugins.SafeNotebookExporter` replaces it in
+    a serial autograde; every notebook is, when the folder itself is refused."""
+    submission = read_submission(folder)
+    files = {rel: data for rel, data in submission.files.items()
+             if data is not None and not _ignored(rel)}
+    for refusal in submission.refused:
+        names = notebooks if refusal.path == "." else [refusal.path]
+        for name in names:
+            if name in notebooks:
+                files[name] = PLACEHOLDER.encode()
+    return files, submission.refused
 
 
 def _write_tree(folder: Path, files: dict[str, bytes]) -> None:
@@ -357,9 +396,13 @@ def make_task(root: Path, assignment: str, student: str, course: dict[str, bytes
     key = hashlib.sha256()
     for rel, data in sorted(course.items()):
         key.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
+    notebooks = sorted(Path(rel).name for rel in course
+                       if rel.startswith(f"solutions/{assignment}/") and rel.count("/") == 2
+                       and rel.endswith(".ipynb"))
+    files, refused = submission_files(root / "submitted" / student / assignment, notebooks)
     return {"assignment": assignment, "student": student, "course": course,
             "course_key": key.hexdigest()[:16], "timeout": float(timeout),
-            "submission": _tree(root / "submitted" / student / assignment)}
+            "submission": files, "refused": [asdict(r) for r in refused]}
 
 
 _PRIVATE: dict[str, tuple[Path, object]] = {}  # worker side: course key -> (folder, app)
@@ -518,12 +561,15 @@ def _grade_in(course: Path, app, task: dict) -> dict:
     for kind in ("submitted", "autograded"):
         shutil.rmtree(course / kind / student, ignore_errors=True)
     _write_tree(course / "submitted" / student / assignment, task["submission"])
+    refused = [Refused(**r) for r in task.get("refused", [])]
+    write_record(course, assignment, student, refused)  # for GuardFiles: the notes
     cwd = os.getcwd()
     os.chdir(course)
     try:
         outcome, log = grade_one(app, assignment, student)
     finally:
         os.chdir(cwd)
+        write_record(course, assignment, student, [])
     result = {"outcome": asdict(outcome), "log": log, "files": {}, "timestamp": None,
               "scores": {}, "where": {"host": os.uname().nodename, "pid": os.getpid(),
                                       "course": str(course), "cwd": cwd}}
@@ -622,7 +668,9 @@ def grade_one(app, assignment: str, student: str) -> tuple[Outcome, str]:
     if reason is not None:
         return Outcome(student, "failed", seconds, reason=reason), text.getvalue()
     return (Outcome(student, "graded", seconds, score, max_score, reason=_notes(records),
-                    repairs=_repairs(notebooks)), text.getvalue())
+                    repairs=_metadata_lines(notebooks, REPAIRS_KEY),
+                    notes=_metadata_lines(notebooks, NOTES_KEY, same=True)),
+            text.getvalue())
 
 
 @contextlib.contextmanager
@@ -738,22 +786,24 @@ def _notes(records: list[logging.LogRecord]) -> str:
     return "; ".join(notes + other)
 
 
-def _repairs(notebooks: list[Path]) -> list[str]:
-    """The ``bpgrade_repairs`` metadata of the autograded notebooks (what was repaired
-    before grading), notebook by notebook; [] when none has any."""
-    repairs: list[str] = []
+def _metadata_lines(notebooks: list[Path], key: str, same: bool = False) -> list[str]:
+    """The list of lines in the metadata ``key`` of the autograded notebooks
+    (``bpgrade_repairs``: what was repaired before grading; ``bpgrade_notes``: the
+    student's notes), notebook by notebook (``same``: each line once, unprefixed:
+    notes about the submission's files are in every notebook); [] when none has any."""
+    lines: list[str] = []
     for path in notebooks:
         try:
             metadata = json.loads(path.read_text()).get("metadata", {})
         except (OSError, ValueError, AttributeError):
             continue
-        found = metadata.get(REPAIRS_KEY) if isinstance(metadata, dict) else None
+        found = metadata.get(key) if isinstance(metadata, dict) else None
         if isinstance(found, str):
             found = [found]
         if isinstance(found, list):
-            prefix = f"{path.stem}: " if len(notebooks) > 1 else ""
-            repairs += [prefix + str(r) for r in found]
-    return repairs
+            prefix = f"{path.stem}: " if len(notebooks) > 1 and not same else ""
+            lines += [prefix + str(r) for r in found if not same or str(r) not in lines]
+    return lines
 
 
 
@@ -1033,6 +1083,8 @@ def _progress_line(o: Outcome, done: int, total: int, width: int, failed: int = 
     notes = [o.reason] if o.reason and o.status != "skipped" else []
     if o.repairs:
         notes.append(f"repaired ({len(o.repairs)}): {'; '.join(o.repairs)}")
+    if o.notes:
+        notes.append(f"notes for the student ({len(o.notes)}, in the feedback)")
     return text + "".join(f"  {n}" for n in notes)
 
 
@@ -1054,6 +1106,11 @@ def summary_table(summary: Summary) -> str:
     if repaired:
         lines += ["", "repaired before grading:"]
         lines += [f"  {o.student}: {'; '.join(o.repairs)}" for o in repaired]
+    with_notes = [o for o in graded if o.notes]
+    if with_notes:
+        lines += ["", "notes for the student (refused files, cleaned output ...; in the "
+                  "feedback):"]
+        lines += [f"  {o.student}: {n}" for o in with_notes for n in o.notes]
     failed = [o for o in summary.outcomes if o.status == "failed"]
     if failed:
         lines += ["", "failed submissions (see .grading/<assignment>/<student>.log):"]

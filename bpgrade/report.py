@@ -71,6 +71,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lms import spreadsheet_text
 from .pool import FAILED_SUFFIX, REPAIRS_KEY, STATE_DIR, course_settings, redacted
 
 TEMPLATES = Path(__file__).resolve().parent / "templates" / "report"
@@ -116,9 +117,10 @@ def printable(text: object, limit: int = 2000) -> str:
 
 
 def csv_cell(value: object) -> object:
-    """A value as a CSV cell a spreadsheet will not evaluate (OWASP's rule): a number
-    stays a number; a text that starts with ``= + - @``, a tab or a carriage return gets
-    a leading ``'``."""
+    """A value as a CSV cell a spreadsheet will not evaluate: a number stays a number;
+    a text gets a leading ``'`` where the exporters' :func:`bpgrade.lms.spreadsheet_text`
+    would give it one (OWASP's rule: ``= + - @``, tab, CR, LF, NUL and their full-width
+    forms, also after leading spaces)."""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, int):
@@ -129,8 +131,9 @@ def csv_cell(value: object) -> object:
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
     raw = "" if value is None else str(value)
     text = printable(raw)  # a carriage return is shown as \u000d
-    risky = ("=", "+", "-", "@", "\t", "\r")
-    return "'" + text if raw[:1] in risky or text[:1] in risky else text
+    # The exporters' rule (bpgrade.lms), on the text as written and as it came.
+    risky = spreadsheet_text(raw) != raw or spreadsheet_text(text) != text
+    return "'" + text if risky else text
 
 
 def exception_name(ename: object) -> str:

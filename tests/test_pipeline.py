@@ -61,12 +61,19 @@ def test_strip_hidden_region_refuses_an_unclosed_region():
         strip_hidden_region("### BEGIN HIDDEN TESTS\nassert secret")
 
 
+def _test_cell(source: str, outputs: list) -> nbformat.NotebookNode:
+    """An instructor's test cell as autograde leaves it (graded, locked)."""
+    cell = nbformat.v4.new_code_cell(source, outputs=outputs)
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                 "grade_id": "test_f", "points": 1, "schema_version": 3}
+    return cell
+
+
 def test_hide_hidden_tests_cuts_the_traceback_to_its_message_only_in_hidden_test_cells():
     error = {"output_type": "error", "ename": "AssertionError", "evalue": "dW is transposed",
              "traceback": ["frame quoting: assert secret_check(dW)", "AssertionError: dW..."]}
-    hidden = nbformat.v4.new_code_cell(
-        "### BEGIN HIDDEN TESTS\nassert secret_check(dW)\n### END HIDDEN TESTS",
-        outputs=[nbformat.from_dict(error)])
+    hidden = _test_cell("### BEGIN HIDDEN TESTS\nassert secret_check(dW)\n### END HIDDEN TESTS",
+                        [nbformat.from_dict(error)])
     visible = nbformat.v4.new_code_cell("x = 1", outputs=[nbformat.from_dict(error)])
     nb = nbformat.v4.new_notebook(cells=[hidden, visible])
     nb, _ = HideHiddenTests().preprocess(nb, {})
@@ -79,8 +86,8 @@ def test_hide_hidden_tests_keeps_nbgraders_timeout_message():
     timeout = {"output_type": "error", "ename": "CellTimeoutError", "evalue": "",
                "traceback": ["\x1b[0;31mCellTimeoutError\x1b[0m: "
                              "No reply from kernel before timeout"]}
-    cell = nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\ncheck()\n### END HIDDEN TESTS",
-                                     outputs=[nbformat.from_dict(timeout)])
+    cell = _test_cell("### BEGIN HIDDEN TESTS\ncheck()\n### END HIDDEN TESTS",
+                      [nbformat.from_dict(timeout)])
     nb, _ = HideHiddenTests().preprocess(nbformat.v4.new_notebook(cells=[cell]), {})
     assert nb.cells[0].outputs[0].traceback == timeout["traceback"]
 
@@ -91,6 +98,8 @@ def test_nbgrader_config_registers_the_preprocessor_before_the_html_export():
     config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
     names = [p.__name__ for p in config.GenerateFeedback.preprocessors]
     assert names == ["GetGrades", "HideHiddenTests", "CSSHTMLHeaderPreprocessor"]
+    # every HTML export (feedback, formgrader) cleans the notebook first
+    assert config.HTMLExporter.preprocessors == ["bpgrade.nbgrader_plugins.SanitizeNotebook"]
     assert config.Execute.timeout == TIMEOUT
 
 

@@ -151,6 +151,8 @@ def test_notebook_json_of_any_shape_is_read_without_error():
     ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
     ("+1", "'+1"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
     ("\r=1", "'\\u000d=1"), ("plain", "plain"), ("a=b", "a=b"), ("", ""), (None, ""),
+    # the exporters' rule (bpgrade.lms.spreadsheet_text): after spaces, full width, NUL
+    ("  =1+1", "'  =1+1"), ("\uff1d1+1", "'\uff1d1+1"), ("\0=1", "'\\u0000=1"),
 ])
 def test_a_text_cell_a_spreadsheet_would_evaluate_gets_a_leading_quote(text, cell):
     assert rep.csv_cell(text) == cell

@@ -190,6 +190,21 @@ def test_no_download_contains_solutions_or_hidden_tests(built_site: Path) -> Non
     assert not problems, "downloads contain solution material:\n" + "\n".join(problems)
 
 
+def test_no_download_carries_the_figures_pickles(built_site: Path) -> None:
+    """The executed notebooks offered for download (both editions) hold each figure's PNG
+    and not the pickle the Chinese figures are drawn from (build data, and a pickle is
+    code a reader must never be asked to load)."""
+    from tools import i18n
+
+    mimes = i18n.course_figures().CAPTURE_MIMES
+    notebooks = sorted(built_site.glob("_sources/**/*.ipynb")) + sorted(
+        built_site.glob("zh_CN/_sources/**/*.ipynb"))
+    assert len(notebooks) >= 14, notebooks
+    carrying = [p.relative_to(built_site).as_posix() for p in notebooks
+                if any(m in p.read_text(encoding="utf-8") for m in mimes)]
+    assert not carrying, f"figure pickles in downloads: {carrying}"
+
+
 def test_no_script_or_stylesheet_is_loaded_from_another_host(built_site: Path) -> None:
     remote = []
     for page in html_pages(built_site):

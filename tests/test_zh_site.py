@@ -36,6 +36,11 @@ def article(page: BeautifulSoup):
     return page.select_one("article.bd-article") or page.select_one("main")
 
 
+def chinese_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    return sum(1 for c in letters if CJK.match(c)) / max(1, len(letters))
+
+
 def prose_text(page: BeautifulSoup) -> str:
     """The article's text outside code, outputs and math."""
     body = article(page)
@@ -61,14 +66,22 @@ def test_every_page_is_in_chinese_with_the_english_pages_code_outputs_and_number
         return [o.get_text() for o in article(page).select(".cell_output")]
 
     def images(page):
-        return [i.get("src") for i in article(page).select("img")]
+        return [(i.get("src"), i.get("alt") or "") for i in article(page).select("img")]
 
     # the same values; a translation may put them in another order within a sentence
     assert Counter(glued(zh)) == Counter(glued(en)), (
         f"{docname}: glued numbers differ between the editions")
     assert code(zh) == code(en), f"{docname}: code differs between the editions"
     assert outputs(zh) == outputs(en), f"{docname}: outputs differ between the editions"
-    assert images(zh) == images(en)
+    # the same images in the same order, each figure drawn again in Chinese where it has
+    # text (test_each_figure_...), every alt text in Chinese where the English has one
+    assert len(images(zh)) == len(images(en)), f"{docname}: images differ in number"
+    for (_, en_alt), (zh_src, zh_alt) in zip(images(en), images(zh), strict=True):
+        assert bool(en_alt) == bool(zh_alt), (docname, zh_src)
+        assert not en_alt or chinese_share(zh_alt) > 0.3, (docname, zh_src, zh_alt[:60])
+    captions = [c.get_text(" ", strip=True) for c in article(zh).select("figcaption")]
+    assert len(captions) == len(article(en).select("figcaption"))
+    assert all(chinese_share(c) > 0.3 for c in captions), (docname, captions)
     text = prose_text(zh)
     letters = [c for c in text if c.isalpha()]
     chinese = sum(1 for c in letters if CJK.match(c))
@@ -83,6 +96,63 @@ def test_every_page_is_in_chinese_with_the_english_pages_code_outputs_and_number
 
     extra = leftovers(text) - leftovers(prose_text(en))
     assert not extra, f"{docname}: unrendered markup {dict(extra)}"
+
+
+def _figure_pages() -> list[str]:
+    """The pages whose cells draw figures (the notebooks among the pages of the toc)."""
+    from myst_nb.core.read import is_myst_markdown_notebook
+
+    return [d for d in toc_docnames() if (REPO_ROOT / f"{d}.md").is_file()
+            and is_myst_markdown_notebook((REPO_ROOT / f"{d}.md").read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("docname", _figure_pages())
+def test_each_figure_of_a_chinese_page_is_its_chinese_redraw_with_a_chinese_alt_text(
+        built_site: Path, zh_site: Path, docname: str) -> None:
+    """Every figure a cell drew (found by its PNG in the execution cache) is on the Chinese
+    page as a PNG of its own: exactly the figure with its text from the page's catalog,
+    drawn with the CJK font (the same bytes as drawing it again here), no English message
+    left in it; its alt text is the catalog's Chinese. A figure whose catalog leaves every
+    text as it is keeps the English PNG."""
+    from tools import i18n
+
+    figures = i18n.course_figures()
+    nb = figures.executed_notebook(i18n.BUILD / ".jupyter_cache", REPO_ROOT / f"{docname}.md")
+    assert nb is not None, f"{docname}: not in the execution cache: run `make book`"
+    captured = figures.figure_outputs(nb)
+    catalog = i18n.read_catalog(i18n.CATALOGS / f"{docname}.po")
+    translations = {m.id: m.string for m in catalog if m.id and m.string}
+
+    def translate(text: str) -> str:
+        return translations.get(text, text)
+
+    en_page, zh_page = built_site / f"{docname}.html", zh_site / f"{docname}.html"
+    en_imgs = article(soup(en_page)).select("img")
+    zh_imgs = article(soup(zh_page)).select("img")
+    assert len(en_imgs) == len(zh_imgs)
+    redrawn = 0
+    for en_img, zh_img in zip(en_imgs, zh_imgs, strict=True):
+        en_file = (en_page.parent / en_img["src"]).resolve()
+        zh_file = (zh_page.parent / zh_img["src"]).resolve()
+        assert zh_img.get("alt", "") == translate(en_img.get("alt", "")), zh_img["src"]
+        entry = captured.get(en_file.stem)
+        assert entry is None or "data" in entry, f"{docname}: a figure without its capture"
+        if entry is None:  # an image that is not a figure of a cell
+            assert zh_file.read_bytes() == en_file.read_bytes()
+            continue
+        fig = figures.load_figure(entry["data"])
+        if not figures.translate_figure(fig, translate):
+            assert zh_file.name == en_file.name, f"{docname}: a figure without text redrawn"
+            continue
+        redrawn += 1
+        assert zh_file.name != en_file.name and zh_file.is_file(), zh_img["src"]
+        assert zh_file.read_bytes() == figures.render(fig), (
+            f"{docname}: {zh_img['src']} is not the figure translated by the catalog")
+        english_left = [t for t in figures.figure_texts(fig)
+                        if t in translations and translations[t] != t]
+        assert not english_left, f"{docname}: English left in a figure: {english_left}"
+    assert redrawn == len(captured), (
+        f"{docname}: {redrawn} of {len(captured)} figures drawn in Chinese")
 
 
 FENCE = re.compile(r"^\s*(`{3,}|~{3,})\s*(\S*)")
@@ -428,3 +498,35 @@ def test_the_chinese_pages_controls_have_chinese_names_once_they_run(
         names = visit.page.locator("li.has-children > details > summary").evaluate_all(
             "s => s.map(e => e.getAttribute('aria-label'))")
         assert names and all(n.endswith("的小节") for n in names), names
+
+
+FIGURES_JS = """() => Array.from(document.querySelectorAll("article img")).map(img => [
+  img.getAttribute("src"), img.alt, img.complete && img.naturalWidth, img.naturalHeight])"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("docname", ["chapters/01_history", "chapters/03_error",
+                                     "chapters/04_gradients"])
+def test_chinese_figures_load_in_chromium_with_chinese_alt_texts_and_are_saved(
+        visit: Visit, site_url: str, docname: str) -> None:
+    """A reader of the Chinese chapter sees its own PNGs (not the English ones), loaded,
+    each with a Chinese alt text; the first figure is saved as a screenshot."""
+    visit.open(f"{site_url}/{docname}.html")
+    english = visit.page.evaluate(FIGURES_JS)
+    visit.open(f"{site_url}/{ZH}/{docname}.html")
+    assert not visit.broken_images()
+    chinese = visit.page.evaluate(FIGURES_JS)
+    assert len(chinese) == len(english) >= 2, (english, chinese)
+    for (en_src, _, en_width, _), (zh_src, zh_alt, zh_width, zh_height) in zip(
+            english, chinese, strict=True):
+        assert zh_width and zh_height and en_width, zh_src
+        assert zh_src.rsplit("/", 1)[-1] != en_src.rsplit("/", 1)[-1], zh_src
+        assert chinese_share(zh_alt) > 0.3, zh_alt[:60]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    target = ARTIFACTS / f"zh_figure_{docname.rsplit('/', 1)[-1]}.png"
+    target.unlink(missing_ok=True)
+    figure = visit.page.locator("article img").first
+    figure.scroll_into_view_if_needed()
+    figure.screenshot(path=str(target))
+    assert target.stat().st_size > 10_000
+    assert not visit.errors and not visit.remote, (visit.errors, visit.remote)

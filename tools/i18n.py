@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -95,9 +96,13 @@ def build(builder: str, outdir: Path, doctrees: Path, language: str | None, *,
     return int(result)
 
 
-def extract() -> int:
-    """The .pot files of every page into _build/gettext."""
-    return build("gettext", POT, BUILD / ".doctrees-gettext", None)
+def extract(pot_dir: Path = POT, doctrees: Path = BUILD / ".doctrees-gettext") -> int:
+    """The .pot files of every page into _build/gettext, the text of its figures and
+    their alt texts included (add_figure_messages)."""
+    code = build("gettext", pot_dir, doctrees, None)
+    if not code:
+        add_figure_messages(pot_dir)
+    return code
 
 
 def _is_docstring_only(message) -> bool:
@@ -417,7 +422,8 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
     - glossary terms are translated as the glossary says, unless the message carries a
       translator comment ``glossary-exception: TERM: reason``;
     - a heading that repeats across pages is translated the same way on every page
-      (read from every catalog, also when one page is checked).
+      (read from every catalog, also when one page is checked);
+    - a figure's text keeps the English text's numbers (figure_problems).
     """
     rows = glossary()
     pots = sorted(pot_dir.rglob("*.pot"))
@@ -472,7 +478,119 @@ def problems(docname: str | None = None, *, pot_dir: Path = POT,
                         for m in [GLOSSARY_EXCEPTION.search(c)] if m}
             out += [f"{where}: {p}"
                     for p in glossary_problems(message.id, have.string, rows, excepted)]
+            if FIGURE_TEXT in message.auto_comments:
+                out += [f"{where}: {p}" for p in figure_problems(message.id, have.string)]
     return out + heading_problems(headings, docname)
+
+
+# ---------------------------------------------------------------- figures ----------
+
+# The extracted comment of a figure's messages in the .pot and the catalogs.
+FIGURE_TEXT = "figure text"
+FIGURE_ALT = "figure alt text"
+
+
+def course_figures():
+    """``_ext/course_figures.py``, the Chinese figures' module the book's build uses
+    (the extension folder is not a package)."""
+    folder = str(ROOT / "_ext")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    import course_figures as module
+
+    return module
+
+
+def figure_messages(nb) -> list[tuple[int, str, str]]:
+    """``(source line, message, comment)`` for the figures of an executed notebook: the
+    alt text of each cell that shows an image, then the text of each of its figures
+    (titles, axis labels, legends, annotations, tick labels that are words), at the line
+    of the cell (``{code-cell}``) in the page's source."""
+    figures = course_figures()
+    lines = nb["metadata"].get("source_map", [])
+    by_cell: dict[int, list[dict]] = {}
+    for entry in figures.figure_outputs(nb).values():
+        by_cell.setdefault(entry["cell"], []).append(entry)
+    out = []
+    for index, cell in enumerate(nb["cells"]):
+        images = [o for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+        if not images:
+            continue
+        line = lines[index] if index < len(lines) else 0
+        alt = cell["metadata"].get("mystnb", {}).get("image", {}).get("alt")
+        if alt:
+            out.append((line, alt, FIGURE_ALT))
+        for entry in sorted(by_cell.get(index, []), key=lambda e: e["output"]):
+            if "data" in entry:
+                fig = figures.load_figure(entry["data"])
+                out += [(line, text, FIGURE_TEXT) for text in figures.figure_texts(fig)]
+    return out
+
+
+def _page_line(message, source: str) -> int | None:
+    return next((n for p, n in message.locations if str(p) == source and n), None)
+
+
+def add_figure_messages(pot_dir: Path = POT, root: Path = ROOT,
+                        cache_dir: Path = BUILD / ".jupyter_cache") -> int:
+    """Add to each page's .pot the messages of its figures (figure_messages), read from
+    the page's execution in the cache that the gettext build has just used, each placed
+    among the page's messages at the line of its cell. Returns how many were added."""
+    from babel.messages.catalog import Message
+    from myst_nb.core.read import is_myst_markdown_notebook
+
+    added = 0
+    for pot_path in sorted(pot_dir.rglob("*.pot")):
+        docname = pot_path.relative_to(pot_dir).with_suffix("").as_posix()
+        page = root / f"{docname}.md"
+        if not page.is_file() or not is_myst_markdown_notebook(page.read_text("utf-8")):
+            continue
+        nb = course_figures().executed_notebook(cache_dir, page)
+        found = figure_messages(nb) if nb is not None else []
+        if not found:
+            continue
+        template = read_catalog(pot_path)
+        own = [m for m in template if m.id]
+        source = next((str(p) for m in own for p, _ in m.locations
+                       if str(p).endswith(f"{docname}.md")),
+                      os.path.relpath(page, pot_path.parent))
+        pending: list[Message] = []
+        for line, text, comment in found:
+            message = template.get(text) or next((m for m in pending if m.id == text), None)
+            if message is None:
+                message = Message(text)
+                pending.append(message)
+                added += 1
+            if (source, line) not in message.locations:
+                message.locations.append((source, line))
+            if comment not in message.auto_comments:
+                message.auto_comments.append(comment)
+        order = []
+        for message in own:
+            line = _page_line(message, source)
+            while pending and line is not None and _page_line(pending[0], source) < line:
+                order.append(pending.pop(0))
+            order.append(message)
+        order += pending
+        for message in own:
+            del template[message.id]
+        for message in order:
+            template[message.id] = message
+        write_catalog(template, pot_path)
+    return added
+
+
+NUMBER_IN_TEXT = re.compile(r"\d+(?:\.\d+)?")
+
+
+def figure_problems(msgid: str, msgstr: str) -> list[str]:
+    """A figure's text keeps the numbers of the English (an axis range, a slope, a year):
+    the figure shows them, and the English one does."""
+    english = sorted(NUMBER_IN_TEXT.findall(prose(msgid)))
+    chinese = sorted(NUMBER_IN_TEXT.findall(prose(msgstr)))
+    if english != chinese:
+        return [f"figure text: the numbers {english} are {chinese} in the translation"]
+    return []
 
 
 def todo(docname: str) -> dict[str, str]:
