@@ -159,3 +159,9 @@ def test_two_way_interval_of_identical_scores_is_a_point():
 def test_two_way_interval_refuses_what_it_cannot_use(scores, match):
     with pytest.raises(ValueError, match=match):
         two_way_interval(scores)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 95])
+def test_two_way_interval_refuses_a_level_outside_zero_and_one(level):
+    with pytest.raises(ValueError, match="level must lie strictly between 0 and 1"):
+        two_way_interval(np.eye(3), level=level)
