@@ -142,6 +142,16 @@ def _restore_previous_id(message) -> None:
                                        for s in PO_STRING.findall(text[len("msgid "):]))]
 
 
+PREVIOUS_ID = re.compile(rb'^#\| msgid ".*(?:\n#\| (?!msg).*)*', re.M)
+
+
+def _unwrap_previous_ids(po: bytes) -> bytes:
+    """babel wraps a fuzzy message's ``#| msgid "…"`` comment at 76 columns even with
+    width=0, leaving continuation lines without quotes, which msgfmt rejects as a syntax
+    error. Join them back into one ``#| msgid "…"`` line (the wrap broke at spaces)."""
+    return PREVIOUS_ID.sub(lambda m: m.group(0).replace(b"\n#| ", b" "), po)
+
+
 def write_catalog(catalog, path: Path) -> None:
     from babel.messages.pofile import write_po
 
@@ -152,6 +162,7 @@ def write_catalog(catalog, path: Path) -> None:
     with tmp.open("wb") as f:
         write_po(f, catalog, width=0, omit_header=False, include_previous=True,
                  ignore_obsolete=True, sort_output=False)
+    tmp.write_bytes(_unwrap_previous_ids(tmp.read_bytes()))
     dates = re.compile(rb'^"(POT-Creation|PO-Revision)-Date: .*$', re.M)
     if path.exists() and dates.sub(b"", path.read_bytes()) == dates.sub(b"", tmp.read_bytes()):
         tmp.unlink()  # only the dates differ: the catalog stays as it is (no churn)
