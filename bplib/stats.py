@@ -91,6 +91,13 @@ def _t_quantile(p: float, df: int) -> float:
     return (lo + hi) / 2
 
 
+def _require_level_and_finite(level: float, x: np.ndarray, name: str) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contain NaN or inf")
+
+
 def confidence_interval(samples, level: float = 0.95, axis: int = -1) -> Interval:
     """The mean of ``samples`` along ``axis`` and its Student-t confidence interval.
 
@@ -115,10 +122,7 @@ def confidence_interval(samples, level: float = 0.95, axis: int = -1) -> Interva
     if n < 2:
         raise ValueError(f"a confidence interval needs at least two seeds, got {n} "
                          f"along axis {axis} of shape {x.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("samples contain NaN or inf")
+    _require_level_and_finite(level, x, "samples")
     mean = x.mean(axis=axis)
     half = t_quantile((1 + level) / 2, n - 1) * x.std(axis=axis, ddof=1) / math.sqrt(n)
     if np.ndim(mean) == 0:
@@ -165,10 +169,7 @@ def two_way_interval(scores, level: float = 0.95) -> Interval:
     if x.ndim != 2 or min(x.shape) < 2:
         raise ValueError(f"scores must be 2-D, seeds by test examples, with at least two "
                          f"of each, got shape {x.shape}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie strictly between 0 and 1, got {level!r}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError("scores contain NaN or inf")
+    _require_level_and_finite(level, x, "scores")
     S, I = x.shape
     mean = x.mean()
     seed_means, example_means = x.mean(axis=1), x.mean(axis=0)
