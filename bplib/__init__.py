@@ -100,6 +100,7 @@ _LAZY = {
     "Sequential": "model",
     "fit": "train", "evaluate": "train", "predict": "train", "History": "train",
     "EarlyStopping": "train", "confidence_interval": "stats", "Interval": "stats",
+    "two_way_interval": "stats",
     "McCullochPittsUnit": "prehistory", "Perceptron": "prehistory", "Adaline": "prehistory",
     "truth_table": "data", "make_moons": "data", "make_circles": "data",
     "make_spirals": "data", "load_digits": "data", "load_breast_cancer": "data",

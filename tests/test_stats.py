@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bplib import Interval, confidence_interval
-from bplib.stats import t_quantile
+from bplib.stats import t_quantile, two_way_interval
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
@@ -63,3 +63,105 @@ def test_confidence_interval_refuses_what_it_cannot_use(samples, match):
 def test_t_quantile_refuses_bad_arguments(p, df, match):
     with pytest.raises(ValueError, match=match):
         t_quantile(p, df)
+
+
+# ---------------------------------------------------------------------- seeds and examples
+
+
+def crossed(rng, reps, seeds, examples, sd_seed, sd_example, sd_residual):
+    """``reps`` tables of scores mu + a_s + b_i + e_si with mu = 0: fresh seeds *and* a
+    fresh draw of test examples in every table."""
+    return (sd_seed * rng.standard_normal((reps, seeds, 1))
+            + sd_example * rng.standard_normal((reps, 1, examples))
+            + sd_residual * rng.standard_normal((reps, seeds, examples)))
+
+
+# (sd of the seed effect, of the example effect, of the residual)
+SOURCES = {"seeds": (1.0, 0.1, 0.5), "examples": (0.1, 1.0, 0.5),
+           "residual": (0.1, 0.1, 2.0), "all": (0.5, 1.0, 2.0)}
+
+
+@pytest.mark.parametrize("sources", SOURCES.values(), ids=SOURCES)
+def test_two_way_intervals_cover_the_true_mean_95_percent_of_the_time(sources):
+    tables = crossed(np.random.default_rng(2), 3000, 10, 40, *sources)
+    intervals = [two_way_interval(t) for t in tables]
+    coverage = np.mean([low <= 0.0 <= high for _, low, high in intervals])
+    assert 0.935 < coverage < 0.975  # a little above 95% where an effect is tiny
+
+
+def textbook_two_way(table, level):
+    """The same interval from sums of squares written out as loops (no shortcut)."""
+    S, I = len(table), len(table[0])
+    grand = sum(sum(row) for row in table) / (S * I)
+    rows = [sum(row) / I for row in table]
+    cols = [sum(table[s][i] for s in range(S)) / S for i in range(I)]
+    ss_rows = I * sum((r - grand) ** 2 for r in rows)
+    ss_cols = S * sum((c - grand) ** 2 for c in cols)
+    ss_total = sum((table[s][i] - grand) ** 2 for s in range(S) for i in range(I))
+    ms_rows, ms_cols = ss_rows / (S - 1), ss_cols / (I - 1)
+    df_e = (S - 1) * (I - 1)
+    ms_e = (ss_total - ss_rows - ss_cols) / df_e
+    var_seed, var_example = max(0.0, (ms_rows - ms_e) / I), max(0.0, (ms_cols - ms_e) / S)
+    var = var_seed / S + var_example / I + ms_e / (S * I)
+    # Satterthwaite: var as a combination of the mean squares it was built from
+    c_rows, c_cols = (var_seed > 0) / (S * I), (var_example > 0) / (S * I)
+    c_e = (1 - (var_seed > 0) - (var_example > 0)) / (S * I)
+    df = var**2 / ((c_rows * ms_rows) ** 2 / (S - 1) + (c_cols * ms_cols) ** 2 / (I - 1)
+                   + (c_e * ms_e) ** 2 / df_e)
+    half = scipy_stats.t.ppf(0.5 + level / 2, np.floor(df + 1e-9)) * var**0.5
+    return grand, grand - half, grand + half
+
+
+@pytest.mark.parametrize("sources", SOURCES.values(), ids=SOURCES)
+def test_two_way_interval_matches_the_textbook_sums_of_squares(sources):
+    for seed in range(5):
+        table = crossed(np.random.default_rng(seed), 1, 6, 9, *sources)[0]
+        assert two_way_interval(table, level=0.9) == pytest.approx(
+            textbook_two_way(table.tolist(), 0.9), rel=1e-9)
+
+
+def test_an_interval_over_seeds_alone_misses_when_the_test_examples_matter():
+    # the reason for two_way_interval: with a fresh test set in every table, the
+    # seeds-only interval of the per-seed means covers far less than 95%
+    tables = crossed(np.random.default_rng(4), 2000, 10, 40, *SOURCES["examples"])
+    seeds_only = [confidence_interval(t.mean(axis=1)) for t in tables]
+    assert np.mean([low <= 0.0 <= high for _, low, high in seeds_only]) < 0.5
+
+
+def test_right_or_wrong_scores_of_a_fixed_accuracy_are_covered():
+    # scores 1/0 from P(right) = sigmoid(1.4 + a_s + b_i): accuracy about 0.75 with
+    # hard and easy examples and better and worse seeds
+    rng = np.random.default_rng(5)
+    a, b = 0.3 * rng.standard_normal((4000, 10, 1)), 1.5 * rng.standard_normal((4000, 1, 60))
+    p = 1 / (1 + np.exp(-(1.4 + a + b)))
+    truth = np.mean(1 / (1 + np.exp(-(1.4 + 0.3 * rng.standard_normal(10**6)
+                                       + 1.5 * rng.standard_normal(10**6)))))
+    tables = (rng.random(p.shape) < p).astype(float)
+    coverage = np.mean([low <= truth <= high for _, low, high in map(two_way_interval, tables)])
+    assert 0.93 < coverage < 0.97
+
+
+def test_with_every_example_scored_alike_it_is_the_interval_of_the_seed_means():
+    seed_scores = np.random.default_rng(6).normal(0.8, 0.05, size=(7, 1))
+    table = seed_scores + np.zeros((7, 30))
+    assert two_way_interval(table, level=0.9) == pytest.approx(
+        tuple(confidence_interval(seed_scores[:, 0], level=0.9)), rel=1e-12)
+
+
+def test_two_way_interval_of_identical_scores_is_a_point():
+    assert two_way_interval(np.ones((3, 4))) == (1.0, 1.0, 1.0)
+
+
+@pytest.mark.parametrize("scores, match", [
+    (np.zeros(5), "2-D"), (np.zeros((1, 5)), "at least two"), (np.zeros((5, 1)), "two"),
+    (np.array([[0.0, np.inf], [1.0, 0.0]]), "NaN or inf"),
+])
+def test_two_way_interval_refuses_what_it_cannot_use(scores, match):
+    with pytest.raises(ValueError, match=match):
+        two_way_interval(scores)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 95])
+def test_two_way_interval_refuses_a_level_outside_zero_and_one(level):
+    with pytest.raises(ValueError, match="level must lie strictly between 0 and 1"):
+        two_way_interval(np.eye(3), level=level)
