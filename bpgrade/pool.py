@@ -101,7 +101,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -391,8 +392,10 @@ def course_files(root: Path, assignment: str) -> dict[str, bytes]:
 
 
 def make_task(root: Path, assignment: str, student: str, course: dict[str, bytes],
-              timeout: float = STUDENT_TIMEOUT) -> dict:
-    """The task of one student: everything a worker needs, and no path of the course."""
+              timeout: float = STUDENT_TIMEOUT, fast: bool = True) -> dict:
+    """The task of one student: everything a worker needs, and no path of the course.
+    ``fast``: graded on the worker's fast path (see :func:`nbgrader_reuse`); False is
+    the path before issue #24, kept for the benchmark's side-by-side run."""
     key = hashlib.sha256()
     for rel, data in sorted(course.items()):
         key.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -402,7 +405,7 @@ def make_task(root: Path, assignment: str, student: str, course: dict[str, bytes
     files, refused = submission_files(root / "submitted" / student / assignment, notebooks)
     return {"assignment": assignment, "student": student, "course": course,
             "course_key": key.hexdigest()[:16], "timeout": float(timeout),
-            "submission": files, "refused": [asdict(r) for r in refused]}
+            "submission": files, "refused": [asdict(r) for r in refused], "fast": fast}
 
 
 _PRIVATE: dict[str, tuple[Path, object]] = {}  # worker side: course key -> (folder, app)
@@ -420,19 +423,22 @@ def grade_task(task: dict) -> dict:
     student = task["student"]
     if os.environ.get(TEST_KILL_ENV) == student:  # tests only: a worker-killing submission
         os.kill(os.getpid(), signal.SIGKILL)
+    fast = bool(task.get("fast"))
     with _TASK_LOCK, _watchdog(task["timeout"], student, *_current_task()), \
-            nbgrader_reuse(_WORKER_ENGINES):
+            nbgrader_reuse(_WORKER_ENGINES, fast=fast, scratch=_SCRATCH):
         course, app = _private_course(task)
         return _grade_in(course, app, task)
 
 
 _WORKER_ENGINES: dict = {}  # worker side: the SQLAlchemy engines of its private gradebooks
+_SCRATCH: set[str] = set()  # worker side: the URLs of its private (throw-away) gradebooks
 _VALIDATORS: dict = {}  # (validator class, schema as JSON) -> checked validator
 
 
 @contextlib.contextmanager
-def nbgrader_reuse(engines: dict, keep: bool = True):
-    """Within the block, two costs nbgrader pays again and again are paid once per process.
+def nbgrader_reuse(engines: dict, keep: bool = True, fast: bool = False,
+                   scratch: Collection[str] = ()):
+    """Within the block, costs nbgrader pays again and again are paid once per process.
 
     * nbgrader's ``Gradebook`` creates a SQLAlchemy engine per instance (about 12 per
       student on a worker, 4 on the client), so every query is compiled anew (the
@@ -445,6 +451,20 @@ def nbgrader_reuse(engines: dict, keep: bool = True):
       the validator of a schema is built and checked once. The same errors are raised
       (``best_match`` of the same validator's errors).
 
+    With ``fast`` (the default of :func:`grade_class`; ``--classic`` turns it off, for
+    the benchmark's side-by-side run), two more:
+
+    * nbgrader's ``Gradebook()`` lists the database's tables, runs ``create_all`` (a
+      query per table) and checks the course, every time it is opened (about 16 times
+      per student on a worker, 5 on the client): here that is done the first time a
+      gradebook is opened on an engine for a course (:data:`_CHECKED`); later
+      ``Gradebook()`` on the same engine and course only open a session.
+    * a gradebook whose URL is in ``scratch`` (a worker's private, throw-away gradebook,
+      rebuilt from nothing by a worker that restarts) is written without waiting for
+      the disk (SQLite ``synchronous=OFF``, the rollback journal in memory). The
+      course's own gradebook is never in ``scratch``: its writes keep SQLite's
+      crash safety, which the client's journal relies on.
+
     Nothing else changes: every gradebook, database and check is the same. Unless
     ``keep``, the engines are disposed of and forgotten at the end of the block.
     """
@@ -452,12 +472,28 @@ def nbgrader_reuse(engines: dict, keep: bool = True):
     import nbgrader.api as api
 
     real_engine, real_validate = api.create_engine, jsonschema.validate
+    real_init = api.Gradebook.__init__
 
     def create_engine(url, *args, **kwargs):
         key = (str(url), args, tuple(sorted(kwargs.items())))
         if key not in engines:
             engines[key] = real_engine(url, *args, **kwargs)
+            if fast and str(url) in scratch:
+                _unsynchronised(engines[key])
         return engines[key]
+
+    def gradebook_init(self, db_url, course_id="default_course", authenticator=None):
+        engine = create_engine(db_url, echo=False, future=True)
+        checked = _CHECKED.setdefault(engine, set())
+        if course_id not in checked:  # the first open: nbgrader's own checks, all of them
+            real_init(self, db_url, course_id, authenticator)
+            checked.add(course_id)
+            return
+        from sqlalchemy.orm import scoped_session, sessionmaker
+
+        self.engine = engine
+        self.db = scoped_session(sessionmaker(autoflush=True, bind=engine, future=True))
+        self.course_id, self.authenticator = course_id, authenticator
 
     def validate(instance, schema, cls=None, *args, **kwargs):
         if args or kwargs or not isinstance(schema, dict):
@@ -477,14 +513,35 @@ def nbgrader_reuse(engines: dict, keep: bool = True):
         return None
 
     api.create_engine, jsonschema.validate = create_engine, validate
+    if fast:
+        api.Gradebook.__init__ = gradebook_init
     try:
         yield
     finally:
         api.create_engine, jsonschema.validate = real_engine, real_validate
+        api.Gradebook.__init__ = real_init
         if not keep:
             for engine in engines.values():
+                _CHECKED.pop(engine, None)
                 engine.dispose()
             engines.clear()
+
+
+# engine -> the courses whose gradebook was opened (and checked) on it by nbgrader_reuse
+_CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _unsynchronised(engine) -> None:
+    """SQLite on ``engine`` without ``fsync`` and with its rollback journal in memory
+    (for a throw-away gradebook only: see :func:`nbgrader_reuse`)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(connection, _record):
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA synchronous=OFF")
+        cursor.execute("PRAGMA journal_mode=MEMORY")
+        cursor.close()
 
 
 def _current_task() -> tuple[object, str | None]:
@@ -536,11 +593,14 @@ def _private_course(task: dict) -> tuple[Path, object]:
     """This worker's private course for the task's assignment and configuration: built
     once per worker process (``nbgrader generate_assignment`` into a private SQLite
     gradebook), with nbgrader's autograde application loaded in it."""
-    key = f"{task['assignment']}-{task['course_key']}"
+    fast = bool(task.get("fast"))
+    key = f"{task['assignment']}-{task['course_key']}" + ("-fast" if fast else "")
     if key not in _PRIVATE:
         folder = Path(tempfile.mkdtemp(prefix=f"bpgrade-{key}-", dir=_worker_folder()))
         _write_tree(folder, task["course"])
         db_url = f"sqlite:///{folder / 'gradebook.db'}"
+        if fast:
+            _SCRATCH.add(db_url)
         private = [f"--db={db_url}", f"--CourseDirectory.root={folder}"]
         _new_gradebook(db_url)
         cwd = os.getcwd()
@@ -912,7 +972,7 @@ def _has_bokeh() -> bool:
 def grade_class(root: Path, assignment: str, jobs: int | None = None,
                 db_url: str | None = None, force: bool = False,
                 scheduler: str | None = None, timeout: float = STUDENT_TIMEOUT,
-                progress: Callable[[str], None] = print) -> Summary:
+                progress: Callable[[str], None] = print, classic: bool = False) -> Summary:
     """Autograde every submission of ``assignment`` in the course at ``root`` on Dask.
 
     Parameters
@@ -934,6 +994,9 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
         Seconds one student's task may run before its worker process is ended.
     progress : callable
         Receives the header, then one line per finished student.
+    classic : bool
+        Grade on the path before issue #24 (no fast path: see :func:`nbgrader_reuse`),
+        for ``python -m bench grading_scale``'s side-by-side run. Grades are the same.
 
     Returns
     -------
@@ -968,13 +1031,13 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
         progress(f"{header}; gradebook {redacted(url)}")
     else:
         _grade_on_dask(root, assignment, todo, journal, Importer(root, assignment, url, course_id),
-                       summary, scheduler, timeout, header, url, progress)
+                       summary, scheduler, timeout, header, url, progress, not classic)
     summary.seconds = time.monotonic() - start
     return summary
 
 
 def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler, timeout,
-                   header, url, progress) -> None:
+                   header, url, progress, fast=True) -> None:
     """Send the students of ``todo`` to Dask, a window of them at a time (at least
     :data:`WINDOW`, or twice the workers: the scheduler always has work queued, and the
     client never holds every submission of a large class in memory), and write each
@@ -983,7 +1046,8 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
     from distributed.scheduler import KilledWorker
 
     course = course_files(root, assignment)
-    with dask_client(scheduler, summary.jobs) as client, nbgrader_reuse({}, keep=False):
+    with dask_client(scheduler, summary.jobs) as client, \
+            nbgrader_reuse({}, keep=False, fast=fast):
         summary.jobs = _workers(client) or summary.jobs
         where = scheduler or "a LocalCluster on this machine"
         progress(f"{header}; {summary.jobs} Dask workers ({where}); gradebook {redacted(url)}")
@@ -997,7 +1061,7 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
                 student = waiting.pop()
                 journal.forget(student)
                 prints[student] = journal.submission(student)
-                task = make_task(root, assignment, student, course, timeout)
+                task = make_task(root, assignment, student, course, timeout, fast)
                 key = f"autograde-{assignment}-{student}-{os.urandom(4).hex()}"
                 future = client.submit(grade_task, task, pure=False, key=key)
                 students[future.key] = student
@@ -1137,6 +1201,9 @@ def _parser() -> argparse.ArgumentParser:
     auto.add_argument("--force", action="store_true", help="regrade finished students too")
     auto.add_argument("--timeout", type=float, default=STUDENT_TIMEOUT,
                       help="seconds per student before its worker process is ended")
+    auto.add_argument("--classic", action="store_true",
+                      help="grade on the path before issue #24 (for the benchmark's "
+                      "side-by-side run; the grades are the same)")
     return parser
 
 
@@ -1144,7 +1211,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         summary = grade_class(args.root, args.assignment, args.jobs, args.db_url, args.force,
-                              args.scheduler, args.timeout, lambda s: print(s, flush=True))
+                              args.scheduler, args.timeout, lambda s: print(s, flush=True),
+                              args.classic)
     except GradingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -390,3 +390,39 @@ def test_nbgrader_reuse_shares_engines_and_schema_checks_and_raises_the_same_err
             assert one.engine is two.engine and len(engines) == 1
     assert inside == outside + outside and outside[0] is None and outside[1] is not None
     assert (jsonschema.validate, api.create_engine) == real and engines == {}
+
+
+def test_fast_reuse_checks_a_gradebook_once_per_engine_and_course(tmp_path):
+    """The fast path of :func:`bpgrade.pool.nbgrader_reuse`: nbgrader's ``Gradebook()``
+    lists the tables, runs ``create_all`` and checks the course the first time only;
+    later opens on the same engine and course send no statement at all, a new course
+    is checked (and created) as nbgrader would, and what is read is the same. Only a
+    ``scratch`` gradebook is written without fsync; the course's keeps SQLite's
+    default (FULL), on which the client's journal relies."""
+    import nbgrader.api as api
+    from sqlalchemy import event, text
+
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    scratch = f"sqlite:///{tmp_path / 'scratch.db'}"
+    for u in (url, scratch):
+        grading._new_gradebook(u)
+    statements: list[str] = []
+    engines: dict = {}
+    real_init = api.Gradebook.__init__
+    with grading.nbgrader_reuse(engines, keep=False, fast=True, scratch={scratch}):
+        with api.Gradebook(url, "course") as gb:
+            event.listen(gb.engine, "before_cursor_execute",
+                         lambda *args: statements.append(args[2]))
+            gb.update_or_create_student("ana")
+        statements.clear()
+        with api.Gradebook(url, "course") as gb:
+            assert statements == []  # no table listing, no create_all, no course check
+            assert [s.id for s in gb.students] == ["ana"]
+        with api.Gradebook(url, "other") as gb:
+            assert any("course" in s.lower() for s in statements)  # checked: created
+            assert gb.check_course("other").id == "other"
+        with api.Gradebook(url, "course") as gb, api.Gradebook(scratch, "course") as sc:
+            synchronous = {u: g.db.execute(text("PRAGMA synchronous")).scalar()
+                           for u, g in ((url, gb), (scratch, sc))}
+    assert synchronous == {url: 2, scratch: 0}
+    assert api.Gradebook.__init__ is real_init and engines == {}
