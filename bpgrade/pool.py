@@ -1022,6 +1022,8 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
                            f"{type(exc).__name__}: {exc}") from None
     journal = Journal(root, assignment, url)
     summary = Summary(assignment, jobs)
+    if not classic:
+        compile_packages()
     todo = [s for s in students if force or not journal.finished(s, in_gradebook)]
     for s in sorted(set(students) - set(todo)):
         summary.outcomes.append(Outcome(s, "skipped", reason="graded by an earlier run"))
@@ -1034,6 +1036,27 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
                        summary, scheduler, timeout, header, url, progress, not classic)
     summary.seconds = time.monotonic() - start
     return summary
+
+
+def compile_packages() -> list[Path]:
+    """Write the bytecode of ``bpgrade`` and ``bplib`` where it is missing or stale (in
+    their ``__pycache__`` folders, as ``pip`` does when it installs a wheel); return the
+    folders compiled. Every sandboxed kernel imports both before any cell and cannot
+    write bytecode (its packages are read-only; ``PYTHONDONTWRITEBYTECODE``), so in a
+    source checkout that has none each kernel compiled them anew: about 0.04 s of CPU
+    per student, and 0.01 s more in the launcher. Returns the folders whose bytecode is
+    now up to date; a folder that cannot be written (a read-only installation) is left
+    as it is."""
+    import compileall
+
+    from .kernel import package_dirs
+
+    done = []
+    for folder in package_dirs():
+        with contextlib.suppress(OSError), contextlib.redirect_stdout(io.StringIO()):
+            if compileall.compile_dir(str(folder), quiet=2, workers=1):
+                done.append(folder)
+    return done
 
 
 def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler, timeout,
