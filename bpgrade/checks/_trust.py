@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import builtins as _builtins
 import math as _math
+import os as _os
 import sys as _sys
 from itertools import chain as _chain
 from itertools import repeat as _repeat
@@ -59,6 +60,9 @@ _IPYTHON_BUILTINS = frozenset({"_", "__", "___", "exit", "quit", "get_ipython", 
                                "credits", "license", "dreload", "runfile", "open", "input",
                                "raw_input"})
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class whose attributes can be set
+#: The grader's classic path (``bpgrade.kernel.ENV_CLASSIC``, for the benchmark of issue
+#: #24): :meth:`Watch.changed` runs the exact loop only. Read once, at import.
+_EXACT_ONLY = _os.environ.get("BPGRADE_CLASSIC_CHECKS") == "1"
 
 
 class ReadOnlyModule(ModuleType):
@@ -181,7 +185,9 @@ class Watch:
 
     def changed(self) -> str | None:
         """The first name of a watched module that is not what it was, or ``None``."""
-        return None if self._untouched() else self._first_change()
+        if _EXACT_ONLY or not self._untouched():
+            return self._first_change()
+        return None
 
     def _first_change(self) -> str | None:
         """:meth:`changed`, name by name."""
