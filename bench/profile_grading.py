@@ -252,6 +252,7 @@ def grade_class(template: Path, folder: Path, profile: cProfile.Profile | None,
     students = pool.submitted_students(course, assignment)
     url, course_id = pool.course_settings(course)
     importer = pool.Importer(course, assignment, pool.with_busy_timeout(url), course_id)
+    importer.one_transaction = fast
     files = pool.course_files(course, assignment)
     worker = client = 0.0
     old_cwd = os.getcwd()

@@ -34,8 +34,17 @@ How it works
   the same course), nbgrader's application loaded in it, and (:func:`nbgrader_reuse`)
   one SQLAlchemy engine per private gradebook and the checked JSON schema of
   nbgrader's cell metadata, which nbgrader would otherwise rebuild a dozen and some
-  thirty times per student. Each student's files are written into the private course
-  for the task and removed after it.
+  thirty times per student; nbgrader's ``Gradebook()`` checks the tables and the course
+  once per engine and course, not at each of its sixteen opens per student, and the
+  private gradebook (throw-away) is written without ``fsync``. Each student's files are
+  written into the private course for the task and removed after it.
+* **The fast path and the classic one.** Before the first task the client writes the
+  bytecode of ``bpgrade`` and ``bplib`` (:func:`compile_packages`), which every
+  sandboxed kernel imports and cannot compile for itself. ``--classic`` grades on the
+  path measured in issue #24 (none of this, and the checks' exact watch loop only:
+  :mod:`bpgrade.checks._trust`), for ``python -m bench grading_scale``, which runs both
+  in one run; the grades are the same. ``python -m bench.profile_grading`` shows where
+  a submission's CPU goes.
 * **The client alone writes.** For each returned result the client replaces
   ``autograded/<student>/<assignment>/`` with the returned files and saves the
   grades into the course's gradebook (SQLite or PostgreSQL) with nbgrader's own
@@ -495,6 +504,13 @@ def nbgrader_reuse(engines: dict, keep: bool = True, fast: bool = False,
         self.db = scoped_session(sessionmaker(autoflush=True, bind=engine, future=True))
         self.course_id, self.authenticator = course_id, authenticator
 
+    def gradebook_init_shared(self, db_url, course_id="default_course", authenticator=None):
+        gradebook_init(self, db_url, course_id, authenticator)
+        shared = _SHARED.get(str(db_url))
+        if shared is not None:  # inside one_transaction: its session, not one of our own
+            self.db.remove()
+            self.db = shared
+
     def validate(instance, schema, cls=None, *args, **kwargs):
         if args or kwargs or not isinstance(schema, dict):
             return real_validate(instance, schema, cls, *args, **kwargs)
@@ -514,7 +530,7 @@ def nbgrader_reuse(engines: dict, keep: bool = True, fast: bool = False,
 
     api.create_engine, jsonschema.validate = create_engine, validate
     if fast:
-        api.Gradebook.__init__ = gradebook_init
+        api.Gradebook.__init__ = gradebook_init_shared
     try:
         yield
     finally:
@@ -529,6 +545,55 @@ def nbgrader_reuse(engines: dict, keep: bool = True, fast: bool = False,
 
 # engine -> the courses whose gradebook was opened (and checked) on it by nbgrader_reuse
 _CHECKED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SHARED: dict[str, object] = {}  # gradebook URL -> the session of one_transaction
+
+
+class _OneSession:
+    """What ``Gradebook.db`` is inside :func:`one_transaction`: the block's session, whose
+    ``commit`` only flushes (the block commits once, at its end) and which no
+    ``Gradebook.close`` removes."""
+
+    def __init__(self, session):
+        self._session = session
+
+    def __getattr__(self, name):
+        return getattr(self._session, name)
+
+    def __call__(self):
+        return self._session
+
+    def commit(self) -> None:
+        self._session.flush()
+
+    def remove(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def one_transaction(db_url: str):
+    """Every nbgrader ``Gradebook`` opened on ``db_url`` in the block writes in one
+    transaction, committed when the block ends and rolled back if it raises: one
+    student's grades are saved all or nothing, with one commit (one ``fsync`` of a
+    SQLite gradebook) instead of some twenty. Needs :func:`nbgrader_reuse` with ``fast``
+    around it (elsewhere each ``Gradebook`` keeps its own session, as in nbgrader)."""
+    import nbgrader.api as api
+    from sqlalchemy.orm import Session
+
+    engine = api.create_engine(db_url, echo=False, future=True)
+    session = Session(bind=engine, autoflush=True, future=True)
+    _SHARED[str(db_url)] = _OneSession(session)
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        _SHARED.pop(str(db_url), None)
+        session.close()
 
 
 def _unsynchronised(engine) -> None:
@@ -882,6 +947,9 @@ class Importer:
         self.config = None
         with contextlib.suppress(ConfigFileNotFound):
             self.config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+        # The fast path: one transaction per student (one_transaction), inside
+        # nbgrader_reuse(fast=True); the classic path commits as nbgrader does.
+        self.one_transaction = False
 
     def folder(self, student: str) -> Path:
         return self.root / "autograded" / student / self.assignment
@@ -889,10 +957,8 @@ class Importer:
     def save(self, student: str, result: dict) -> None:
         """Replace ``autograded/<student>/<assignment>/`` with the returned files and save
         the grades with nbgrader's ``SaveAutoGrades`` and ``AssignLatePenalties``;
-        raise :class:`GradingError` if the gradebook then disagrees with the worker."""
-        import nbformat
-        from nbgrader.api import Gradebook
-        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+        raise :class:`GradingError` if the gradebook then disagrees with the worker
+        (with :attr:`one_transaction`, nothing of that student's is then saved)."""
         from nbgrader.utils import parse_utc
 
         folder = self.folder(student)
@@ -900,6 +966,16 @@ class Importer:
             shutil.rmtree(folder)
         _write_tree(folder, result["files"])
         stamp = {"timestamp": parse_utc(result["timestamp"])} if result["timestamp"] else {}
+        transaction = (one_transaction(self.db_url) if self.one_transaction
+                       else contextlib.nullcontext())
+        with transaction:
+            self._save_grades(student, result, folder, stamp)
+
+    def _save_grades(self, student: str, result: dict, folder: Path, stamp: dict) -> None:
+        import nbformat
+        from nbgrader.api import Gradebook
+        from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
         with tools_on_path(), Gradebook(self.db_url, self.course_id) as gb:
             gb.update_or_create_student(student)
             gb.update_or_create_submission(self.assignment, student, **stamp)
@@ -1023,6 +1099,8 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
                            f"{type(exc).__name__}: {exc}") from None
     journal = Journal(root, assignment, url)
     summary = Summary(assignment, jobs)
+    importer = Importer(root, assignment, url, course_id)
+    importer.one_transaction = not classic
     if not classic:
         compile_packages()
     todo = [s for s in students if force or not journal.finished(s, in_gradebook)]
@@ -1033,8 +1111,8 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
     if not todo:
         progress(f"{header}; gradebook {redacted(url)}")
     else:
-        _grade_on_dask(root, assignment, todo, journal, Importer(root, assignment, url, course_id),
-                       summary, scheduler, timeout, header, url, progress, not classic)
+        _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler, timeout,
+                       header, url, progress, not classic)
     summary.seconds = time.monotonic() - start
     return summary
 

@@ -426,3 +426,33 @@ def test_fast_reuse_checks_a_gradebook_once_per_engine_and_course(tmp_path):
                            for u, g in ((url, gb), (scratch, sc))}
     assert synchronous == {url: 2, scratch: 0}
     assert api.Gradebook.__init__ is real_init and engines == {}
+
+
+def test_one_transaction_saves_a_students_grades_all_or_nothing_in_one_commit(tmp_path):
+    """The client's fast path (:func:`bpgrade.pool.one_transaction`): every nbgrader
+    ``Gradebook`` opened in the block shares one session; nbgrader's own commits only
+    flush, the block commits once at its end, and a block that raises leaves nothing
+    behind (a client killed mid-save leaves nothing either: SQLite rolls back)."""
+    import nbgrader.api as api
+    from sqlalchemy import event
+
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    grading._new_gradebook(url)
+    commits: list[int] = []
+    with grading.nbgrader_reuse({}, keep=False, fast=True):
+        with api.Gradebook(url, "course") as gb:  # the first open: nbgrader's checks
+            event.listen(gb.engine, "commit", lambda conn: commits.append(1))
+        with grading.one_transaction(url):
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("ana")
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("ben", first_name="Ben")
+                assert {s.id for s in gb.students} == {"ana", "ben"}
+            assert commits == []
+        assert commits == [1]
+        with pytest.raises(RuntimeError), grading.one_transaction(url):
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("cai")
+            raise RuntimeError("the save of cai failed half-way")
+    with api.Gradebook(url, "course") as gb:
+        assert sorted(s.id for s in gb.students) == ["ana", "ben"]
