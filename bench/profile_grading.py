@@ -301,7 +301,7 @@ def groups() -> list[tuple[str, object]]:
     from bpgrade import pool
 
     return [
-        ("worker: one student (grade_task)", pool.grade_task),
+        ("worker: one student (pool._grade_in)", pool._grade_in),
         ("  private course and app (once per worker)", pool._private_course),
         ("  nbgrader Autograde (converter, all of it)", BaseConverter.start),
         ("    converter set-up (BaseConverter.__init__)", BaseConverter.__init__),
