@@ -49,6 +49,9 @@ ENV_TASKS = "BPGRADE_SANDBOX_TASKS"  # processes and threads of the kernel, all 
 ENV_TMP = "BPGRADE_SANDBOX_TMP"  # bytes the private /tmp holds
 ENV_REQUIRE_BUDGET = "BPGRADE_SANDBOX_REQUIRE_BUDGET"  # refuse to start without a budget
 ENV_NO_CGROUP = "BPGRADE_SANDBOX_NO_CGROUP"  # tests: behave as on a machine without cgroups
+# The benchmark's classic path (issue #24): the checks' watch runs its exact loop only
+# (bpgrade/checks/_trust.py); read once, when the kernel imports the checks.
+ENV_CLASSIC = "BPGRADE_CLASSIC_CHECKS"
 # Without a cgroup, a kernel started by root runs as a uid of its own (UID_BASE + the
 # launcher's pid: no other process has it), with RLIMIT_NPROC as its task limit.
 UID_BASE = 2_000_000
@@ -74,7 +77,8 @@ KERNEL_BOOT = ("import sys; sys.modules['debugpy'] = None\n"
                "from ipykernel.kernelapp import launch_new_instance; launch_new_instance()")
 _PASS_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
              "MKL_NUM_THREADS", "KERAS_BACKEND", "MPLBACKEND", "PYTHONHASHSEED", "JAX_PLATFORMS",
-             "BPGRADE_LANG")  # the language of the checks' messages (bpgrade/language.py)
+             "BPGRADE_LANG",  # the language of the checks' messages (bpgrade/language.py)
+             ENV_CLASSIC)
 
 
 # ---------------------------------------------------------------------------- limits

@@ -390,3 +390,69 @@ def test_nbgrader_reuse_shares_engines_and_schema_checks_and_raises_the_same_err
             assert one.engine is two.engine and len(engines) == 1
     assert inside == outside + outside and outside[0] is None and outside[1] is not None
     assert (jsonschema.validate, api.create_engine) == real and engines == {}
+
+
+def test_fast_reuse_checks_a_gradebook_once_per_engine_and_course(tmp_path):
+    """The fast path of :func:`bpgrade.pool.nbgrader_reuse`: nbgrader's ``Gradebook()``
+    lists the tables, runs ``create_all`` and checks the course the first time only;
+    later opens on the same engine and course send no statement at all, a new course
+    is checked (and created) as nbgrader would, and what is read is the same. Only a
+    ``scratch`` gradebook is written without fsync; the course's keeps SQLite's
+    default (FULL), on which the client's journal relies."""
+    import nbgrader.api as api
+    from sqlalchemy import event, text
+
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    scratch = f"sqlite:///{tmp_path / 'scratch.db'}"
+    for u in (url, scratch):
+        grading._new_gradebook(u)
+    statements: list[str] = []
+    engines: dict = {}
+    real_init = api.Gradebook.__init__
+    with grading.nbgrader_reuse(engines, keep=False, fast=True, scratch={scratch}):
+        with api.Gradebook(url, "course") as gb:
+            event.listen(gb.engine, "before_cursor_execute",
+                         lambda *args: statements.append(args[2]))
+            gb.update_or_create_student("ana")
+        statements.clear()
+        with api.Gradebook(url, "course") as gb:
+            assert statements == []  # no table listing, no create_all, no course check
+            assert [s.id for s in gb.students] == ["ana"]
+        with api.Gradebook(url, "other") as gb:
+            assert any("course" in s.lower() for s in statements)  # checked: created
+            assert gb.check_course("other").id == "other"
+        with api.Gradebook(url, "course") as gb, api.Gradebook(scratch, "course") as sc:
+            synchronous = {u: g.db.execute(text("PRAGMA synchronous")).scalar()
+                           for u, g in ((url, gb), (scratch, sc))}
+    assert synchronous == {url: 2, scratch: 0}
+    assert api.Gradebook.__init__ is real_init and engines == {}
+
+
+def test_one_transaction_saves_a_students_grades_all_or_nothing_in_one_commit(tmp_path):
+    """The client's fast path (:func:`bpgrade.pool.one_transaction`): every nbgrader
+    ``Gradebook`` opened in the block shares one session; nbgrader's own commits only
+    flush, the block commits once at its end, and a block that raises leaves nothing
+    behind (a client killed mid-save leaves nothing either: SQLite rolls back)."""
+    import nbgrader.api as api
+    from sqlalchemy import event
+
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    grading._new_gradebook(url)
+    commits: list[int] = []
+    with grading.nbgrader_reuse({}, keep=False, fast=True):
+        with api.Gradebook(url, "course") as gb:  # the first open: nbgrader's checks
+            event.listen(gb.engine, "commit", lambda conn: commits.append(1))
+        with grading.one_transaction(url):
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("ana")
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("ben", first_name="Ben")
+                assert {s.id for s in gb.students} == {"ana", "ben"}
+            assert commits == []
+        assert commits == [1]
+        with pytest.raises(RuntimeError), grading.one_transaction(url):
+            with api.Gradebook(url, "course") as gb:
+                gb.update_or_create_student("cai")
+            raise RuntimeError("the save of cai failed half-way")
+    with api.Gradebook(url, "course") as gb:
+        assert sorted(s.id for s in gb.students) == ["ana", "ben"]

@@ -254,6 +254,68 @@ def test_a_change_that_undoes_itself_cannot_lie_to_a_comparison():
         np.all, np.max = original_all, original_max
 
 
+def _tamperings():
+    """(what, change, undo): each kind of change the watch of the checks must see."""
+    from bplib import functional, optim
+
+    fn, impl, heap = functional.relu_forward, np.linalg.norm._implementation, optim.SGD
+    saved = {}
+
+    def setter(obj, attribute, value):
+        def change():
+            saved[(id(obj), attribute)] = getattr(obj, attribute)
+            setattr(obj, attribute, value)
+
+        def undo():
+            setattr(obj, attribute, saved[(id(obj), attribute)])
+        return change, undo
+
+    def added():
+        np.not_a_numpy_name = 1
+
+    def unadded():
+        del np.not_a_numpy_name
+
+    def heap_added():
+        heap.not_an_attribute = 1
+
+    def heap_unadded():
+        del heap.not_an_attribute
+
+    return [
+        ("a rebound name", *setter(np, "all", lambda *a, **k: True)),
+        ("a builtin", *setter(builtins, "abs", lambda x: x)),
+        ("an added name", added, unadded),
+        ("a function's code", *setter(fn, "__code__", fn.__code__.replace(co_name="x"))),
+        ("a function's defaults", *setter(fn, "__defaults__", (1,))),
+        ("a function's keyword defaults", *setter(fn, "__kwdefaults__", {"x": 1})),
+        ("a dispatcher's implementation's code",
+         *setter(impl, "__code__", impl.__code__.replace(co_name="x"))),
+        ("a class's attribute", *setter(heap, "__init__", lambda self, *a: None)),
+        ("an attribute added to a class", heap_added, heap_unadded),
+    ]
+
+
+@pytest.mark.parametrize("index", range(9))
+def test_the_watch_of_the_checks_sees_each_change_and_names_it_as_the_exact_loop(index):
+    """:meth:`bpgrade.checks._trust.Watch.changed` asks a fast identity comparison first
+    and the exact name-by-name loop only when that sees a change: for each kind of change
+    the answer and the message are the exact loop's, and nothing is seen once undone."""
+    from bpgrade.checks._trust import WATCH
+
+    what, change, undo = _tamperings()[index]
+    assert WATCH.changed() is None
+    change()
+    try:
+        exact = WATCH._first_change()
+        assert exact is not None, what
+        assert not WATCH._untouched(), what
+        assert WATCH.changed() == exact, what
+    finally:
+        undo()
+    assert WATCH._untouched() and WATCH.changed() is None
+
+
 def test_a_replaced_entry_of_params_is_named_without_reading_it():
     read = []
 
