@@ -210,6 +210,18 @@ def test_reading_annotations_is_not_a_change(owner):
         bplib.optim.Optimizer.__annotations__  # noqa: B018
         assert "__annotations__" in bplib.optim.Optimizer.__dict__
     bpgrade.checks.check_linear_backward(_linear_backward)
+    # and the watch is back on its fast comparison, which still sees a change to that class
+    from bpgrade.checks._trust import WATCH
+
+    assert WATCH.changed() is None and WATCH._untouched()
+    saved = bplib.optim.Optimizer.step
+    bplib.optim.Optimizer.step = lambda self: None
+    try:
+        assert not WATCH._untouched()
+        assert WATCH.changed() == "bplib.optim.Optimizer (its code, defaults or attributes)"
+    finally:
+        bplib.optim.Optimizer.step = saved
+    assert WATCH._untouched()
 
 
 def test_a_change_made_by_the_students_call_is_caught_before_anything_is_compared():

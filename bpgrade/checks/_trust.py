@@ -195,9 +195,20 @@ class Watch:
 
     def changed(self) -> str | None:
         """The first name of a watched module that is not what it was, or ``None``."""
-        if _EXACT_ONLY or not self._untouched():
+        if _EXACT_ONLY:
             return self._first_change()
-        return None
+        if self._untouched():
+            return None
+        what = self._first_change()
+        if what is None:
+            # Only what Python adds by itself moved (a class's lazily created
+            # __annotations__, _LAZY_DUNDERS): the exact loop found everything else as it
+            # was, so the classes as they are now become what the fast comparison expects
+            # (else every later call would take the exact loop).
+            dicts = list(map(_attrgetter("__dict__"), self._classes))
+            self._class_keys = list(map(tuple, dicts))
+            self._class_values = tuple(_chain.from_iterable(d.values() for d in dicts))
+        return what
 
     def _first_change(self) -> str | None:
         """:meth:`changed`, name by name."""
