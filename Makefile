@@ -52,17 +52,12 @@ notebooks: setup
 	$(PY) -m tools.build_notebooks
 
 # The course's wheel (bplib and bpgrade only: no solutions, tests or tools), which the
-# exercises page offers for download; built before the book, which links it. Built from
-# a copy of what it needs (setuptools writes build/ and *.egg-info where it builds), then
-# moved into place with one rename, so that a book build running alongside never sees
-# a half-written file.
-DIST := _build/dist
+# exercises page offers for download; built before the book, which links it. Rebuilt only
+# when the content of what it packs changed (bplib/, bpgrade/, pyproject.toml, README.md:
+# a key beside it in _build/dist), from a copy, moved into place with one rename
+# (tools/wheel.py), so that a book build running alongside never sees a half-written file.
 wheel: setup
-	@mkdir -p $(DIST) && tmp=$$(mktemp -d _build/wheel.XXXXXX) && \
-	  cp -r pyproject.toml README.md bplib bpgrade $$tmp/ && \
-	  $(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
-	    -w $$tmp/out $$tmp && \
-	  mv -f $$tmp/out/*.whl $(DIST)/ && rm -rf $$tmp && ls $(DIST)/*.whl
+	$(PY) -m tools.wheel
 
 # Both editions: English into _build/html, then the Chinese edition (中文版) from the same
 # sources and the same executed notebooks (locales/zh_CN/*.po; nothing runs again) into
