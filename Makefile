@@ -60,8 +60,11 @@ wheel: setup
 	$(PY) -m tools.wheel
 
 # Both editions: English into _build/html, then the Chinese edition (中文版) from the same
-# sources and the same executed notebooks (locales/zh_CN/*.po; nothing runs again) into
-# _build/html/zh_CN. Both builds are strict (-W -n --keep-going). See CONTRIBUTING.md.
+# sources and the same executed notebooks (locales/zh_CN/*.po; nothing runs again), built
+# in _build/zh_CN/html (MyST-NB writes jupyter_execute/ beside the output folder: not in
+# the English site) and synced into _build/html/zh_CN, only the files that changed. Both
+# builds are strict (-W -n --keep-going). See CONTRIBUTING.md. With nothing changed,
+# `make book` builds no wheel, writes no page and copies no file (python -m bench book).
 book: wheel
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 	$(PY) -m tools.i18n html
@@ -103,6 +106,8 @@ test: book pdf
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile --durations=25
 
+# The inner loop: no book, no nbgrader, no browser (tests/conftest.py also leaves out every
+# test that reads the site or builds the book's messages).
 test-fast: setup
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile -m "not slow"
 
