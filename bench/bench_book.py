@@ -6,7 +6,7 @@ the command the Makefile runs:
 
 - wheel: ``python -m tools.wheel`` (the course's wheel, which the exercises page links);
 - English: ``jupyter-book build . --builder html -W -n --keep-going`` (``_build/html``);
-- 中文版: ``python -m tools.i18n html`` (``_build/zh_CN/html``, synced into
+- Chinese (中文版): ``python -m tools.i18n html`` (``_build/zh_CN/html``, synced into
   ``_build/html/zh_CN``).
 
 Three rounds of the three steps:
@@ -59,7 +59,7 @@ def steps(book: Path) -> dict[str, list[str]]:
         "wheel": [sys.executable, "-m", "tools.wheel"],
         "English": [str(jupyter_book), "build", str(book), "--builder", "html", "-W", "-n",
                     "--keep-going"],
-        "中文版": [sys.executable, "-m", "tools.i18n", "html"],
+        "Chinese": [sys.executable, "-m", "tools.i18n", "html"],
     }
 
 
@@ -105,7 +105,7 @@ def main() -> None:
     for name in clean:
         print(f"{name:12s} {clean[name]:9.1f} {again[name]:12.2f} {prose[name]:13.2f} "
               f"{again[name] / clean[name]:16.3f} {prose[name] / clean[name]:12.3f}")
-    for name in ("English", "中文版"):
+    for name in ("English", "Chinese"):
         ratio = again[name] / clean[name]
         verdict = "meets" if ratio <= TARGET_RATIO else "MISSES"
         print(f"{name}: no-change / clean {ratio:.3f} ({verdict} the target <= {TARGET_RATIO})")
