@@ -52,21 +52,19 @@ notebooks: setup
 	$(PY) -m tools.build_notebooks
 
 # The course's wheel (bplib and bpgrade only: no solutions, tests or tools), which the
-# exercises page offers for download; built before the book, which links it. Built from
-# a copy of what it needs (setuptools writes build/ and *.egg-info where it builds), then
-# moved into place with one rename, so that a book build running alongside never sees
-# a half-written file.
-DIST := _build/dist
+# exercises page offers for download; built before the book, which links it. Rebuilt only
+# when the content of what it packs changed (bplib/, bpgrade/, pyproject.toml, README.md:
+# a key beside it in _build/dist), from a copy, moved into place with one rename
+# (tools/wheel.py), so that a book build running alongside never sees a half-written file.
 wheel: setup
-	@mkdir -p $(DIST) && tmp=$$(mktemp -d _build/wheel.XXXXXX) && \
-	  cp -r pyproject.toml README.md bplib bpgrade $$tmp/ && \
-	  $(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
-	    -w $$tmp/out $$tmp && \
-	  mv -f $$tmp/out/*.whl $(DIST)/ && rm -rf $$tmp && ls $(DIST)/*.whl
+	$(PY) -m tools.wheel
 
 # Both editions: English into _build/html, then the Chinese edition (中文版) from the same
-# sources and the same executed notebooks (locales/zh_CN/*.po; nothing runs again) into
-# _build/html/zh_CN. Both builds are strict (-W -n --keep-going). See CONTRIBUTING.md.
+# sources and the same executed notebooks (locales/zh_CN/*.po; nothing runs again), built
+# in _build/zh_CN/html (MyST-NB writes jupyter_execute/ beside the output folder: not in
+# the English site) and synced into _build/html/zh_CN, only the files that changed. Both
+# builds are strict (-W -n --keep-going). See CONTRIBUTING.md. With nothing changed,
+# `make book` builds no wheel, writes no page and copies no file (python -m bench book).
 book: wheel
 	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
 	$(PY) -m tools.i18n html
@@ -108,6 +106,8 @@ test: book pdf
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile --durations=25
 
+# The inner loop: no book, no nbgrader, no browser (tests/conftest.py also leaves out every
+# test that reads the site or builds the book's messages).
 test-fast: setup
 	$(VENV)/bin/pytest -n $(JOBS) --dist loadfile -m "not slow"
 

@@ -30,6 +30,18 @@ def require(problem: str | None, what: str) -> None:
     pytest.skip(f"needs {what}: {problem}")
 
 
+# What `make test-fast` leaves out (-m "not slow"): a test that reads the built site,
+# drives the browser or builds the book's messages (tests/test_i18n.py's `fresh_pot`, a
+# Sphinx build of every page) is slow whatever its own marks say.
+NEEDS_THE_BOOK = {"built_site", "site_url", "browser", "fresh_pot"}
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if NEEDS_THE_BOOK.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (the folder with ``_config.yml`` and ``pyproject.toml``)."""

@@ -48,6 +48,7 @@ def test_msgfmt_counts_every_message_translated_and_none_fuzzy() -> None:
         assert re.fullmatch(r"\d+ translated messages?\.\n", run.stderr), f"{po}: {run.stderr}"
 
 
+@pytest.mark.slow  # a Sphinx gettext build of a copy of the book
 def test_a_new_english_paragraph_is_reported_with_its_page_and_line(tmp_path: Path) -> None:
     """A catalog out of date with its page: the check names the page and the line."""
     book = tmp_path / "book"

@@ -153,7 +153,10 @@ def test_binder_environment_installs_and_runs_a_chapter(tmp_path: Path) -> None:
     """What Binder does (requirements, then postBuild), then a chapter's notebook runs."""
     require(_pypi_reachable(), "the package index (PyPI)")
     python = _fresh_venv(tmp_path)
-    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    # --no-compile: pip would byte-compile every module of JAX, SciPy, scikit-learn and
+    # Matplotlib (most of this test's time); Python compiles what the chapter imports.
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "--no-compile"]
     proc = subprocess.run(pip + ["-r", str(REPO_ROOT / "binder" / "requirements.txt")],
                           capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]

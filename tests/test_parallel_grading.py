@@ -270,6 +270,7 @@ def test_the_journal_forgets_a_student_who_resubmits(tmp_path):
     assert not journal.finished("ana", {"ana"}), "the submission changed"
 
 
+@pytest.mark.slow  # nbgrader creates the gradebook
 def test_a_gradebook_without_the_assignment_is_refused_with_the_command_to_run(tmp_path):
     submit(tmp_path, "ana", '{"cells": []}')
     with pytest.raises(grading.GradingError, match=f"nbgrader generate_assignment {ASSIGNMENT}"):

@@ -1,8 +1,12 @@
 """The instructor's grading pipeline: real nbgrader on the real notebooks, in a throw-away course.
 
-One module-scoped course is released, filled with the sample submissions of
-``tools/samples/`` (built from the release), autograded (one batched call per
-assignment), given feedback and exported; every slow test reads that one course.
+One course is released, filled with the sample submissions of ``tools/samples/``
+(built from the release), autograded by the class grader (``python -m bpgrade
+autograde``, every assignment at once on one Dask cluster: a never-ending student's
+cells wait out their time limit while the others are graded), given feedback and
+exported; every slow test reads that one course. Plain ``nbgrader autograde`` grades
+the same kind of class in tests/test_parallel_grading.py and tests/test_dask_grading.py,
+which check that both agree cell by cell.
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ASSIGNMENTS = grade_demo.sampled_assignments()
 TIMEOUT = 15  # nbgrader_config.py's per-cell timeout
+JOBS = 4  # Dask workers: more than the cores, as most of a never-ending student is waiting
 
 
 @pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
 def course(tmp_path_factory):
     """Every assignment released, the samples submitted, autograded, fed back, exported."""
     course = grade_demo.make_course(tmp_path_factory.mktemp("course"), ASSIGNMENTS)
-    course.rows = grade_demo.run_all(course)
+    course.rows = grade_demo.run_all(course, jobs=JOBS)
     course.grades = grade_demo.cell_grades(course)
     return course
 
@@ -190,12 +195,21 @@ def test_never_ending_submission_is_stopped_by_the_cell_timeout_and_scores_zero_
     # The looping cells ran for about the configured timeout, not nbgrader's default 30 s.
     cells = _autograded(course, assignment, "never_ending")
     durations = [_seconds(c) for c in cells.values() if c.cell_type == "code"]
-    timed_out = [d for d in durations if d is not None and d >= TIMEOUT - 1]
+    timed_out = _timed_out(course, assignment)
     assert len(timed_out) >= 2, durations  # the top-level loop and a call of the looping function
     assert max(timed_out) < TIMEOUT + 10, durations
-    # The whole batch (every sample student) stayed bounded.
-    n = len(_samples(course, assignment))
-    assert course.seconds[f"autograde {assignment}"] < TIMEOUT * len(timed_out) + 20 * n
+    # The whole autograde step (every sample student of every assignment, graded at once)
+    # stayed bounded: a time limit per looping cell, and 20 s per student.
+    budget = sum(TIMEOUT * len(_timed_out(course, a)) + 20 * len(_samples(course, a))
+                 for a in ASSIGNMENTS)
+    assert course.seconds["autograde"] < budget, (course.seconds, budget)
+
+
+def _timed_out(course, assignment: str) -> list[float]:
+    """The durations of the never-ending student's cells that ran into the time limit."""
+    cells = _autograded(course, assignment, "never_ending")
+    durations = [_seconds(c) for c in cells.values() if c.cell_type == "code"]
+    return [d for d in durations if d is not None and d >= TIMEOUT - 1]
 
 
 def _seconds(cell) -> float | None:

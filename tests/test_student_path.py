@@ -5,8 +5,10 @@ nbgrader) agrees with nbgrader's own on every released cell; every exercise star
 with the cell that says what to install, and that cell tells a student with the wrong
 ``bplib`` (or none) what to do; an edited test cell is found.
 
-Slow tests, as a student would: the wheel that ``make book`` built
-(``_build/dist/``, offered on the exercises page) holds ``bplib`` and ``bpgrade`` only;
+Slow tests, as a student would: the wheel that ``make book`` builds
+(``_build/dist/``, offered on the exercises page; rebuilt here first if the source
+changed since, so that no test runs a stale wheel) holds ``bplib`` and ``bpgrade`` only,
+byte for byte as in the source;
 a fresh venv (no system site packages) gets only that wheel and its ``students``
 extra from the package index, and ``python -m bpgrade check`` there runs a released
 exercise copied out of the course: blank (fails, every function listed), answered
@@ -32,6 +34,7 @@ import pytest
 
 from bpgrade import student
 from bpgrade.repair import compute_checksum
+from tools import wheel as course_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 EXERCISES = sorted((ROOT / "exercises").glob("ex[0-9][0-9]_*/ex[0-9][0-9]_*.ipynb"))
@@ -41,7 +44,7 @@ SOURCE = ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 FUNCTIONS = ["linear_backward", "relu_backward", "sigmoid_backward", "tanh_backward",
              "two_layer_net"]
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
-WHEEL = ROOT / "_build" / "dist" / f"backprop_course-{VERSION}-py3-none-any.whl"
+WHEEL = course_wheel.wheel_path(ROOT)
 
 
 def _meta(cell) -> dict:
@@ -146,20 +149,28 @@ def test_help_is_plain_text_with_every_command_in_one_aligned_column():
 # ------------------------------------------------------------------------------ slow
 
 
+@pytest.fixture(scope="module")
+def wheel() -> Path:
+    """The course's wheel, built from the source under test: :func:`tools.wheel.ensure`
+    rebuilds it if what it packs changed since ``make book`` (its content, not its file
+    names: an edit to ``bpgrade`` is never tested through the wheel of the edit before)."""
+    path, _ = course_wheel.ensure(ROOT)
+    assert path == WHEEL
+    return path
+
+
 @pytest.mark.slow
-def test_the_wheel_holds_bplib_and_bpgrade_only():
-    assert WHEEL.is_file(), f"{WHEEL} is missing: `make book` builds it"
-    names = zipfile.ZipFile(WHEEL).namelist()
+def test_the_wheel_holds_bplib_and_bpgrade_only(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert top == {"bplib", "bpgrade", f"backprop_course-{VERSION}.dist-info"}, top
     for bad in ("solutions", "exercises", "tests", "tools", "chapters", "BEGIN SOLUTION"):
         assert not [n for n in names if bad in n], bad
     assert not [n for n in names if n.endswith((".ipynb", ".md", ".keras", ".db"))]
-    shipped = {n for n in names if n.endswith(".py")}
-    present = {p.relative_to(ROOT).as_posix() for pkg in ("bplib", "bpgrade")
-               for p in (ROOT / pkg).rglob("*.py") if "__pycache__" not in p.parts}
-    assert shipped == present, "the wheel is stale: run `make book`"
-    meta = zipfile.ZipFile(WHEEL).read(f"backprop_course-{VERSION}.dist-info/METADATA").decode()
+    # every module of the source, byte for byte (not only the same file names)
+    assert course_wheel.stale(ROOT) is None
+    assert course_wheel.differences(wheel, ROOT) == [], "the wheel is not the source's"
+    meta = zipfile.ZipFile(wheel).read(f"backprop_course-{VERSION}.dist-info/METADATA").decode()
     requires = re.findall(r"^Requires-Dist: (.*)$", meta, re.M)
     assert [r for r in requires if "extra ==" not in r] == ["numpy>=2"], requires
     students = sorted(r.split(";")[0].strip() for r in requires if "'students'" in r
@@ -168,14 +179,16 @@ def test_the_wheel_holds_bplib_and_bpgrade_only():
 
 
 @pytest.mark.slow
-def test_the_exercises_page_offers_the_wheel(built_site):
+def test_the_exercises_page_offers_the_wheel(built_site, wheel):
     html = (built_site / "chapters" / "exercises.html").read_text(encoding="utf-8")
     links = re.findall(r'href="\.\./(_downloads/[0-9a-f]+/' + re.escape(WHEEL.name) + ')"', html)
     assert links, "chapters/exercises.html does not link the wheel"
-    offered, built = zipfile.ZipFile(built_site / links[0]), zipfile.ZipFile(WHEEL)
-    assert offered.namelist() == built.namelist()  # the same files (zip times may differ)
+    offered, built = zipfile.ZipFile(built_site / links[0]), zipfile.ZipFile(wheel)
+    # the same files (zip times may differ); a wheel rebuilt by the fixture `wheel` from
+    # a changed source is not the one the site offers until `make book` runs again
+    assert offered.namelist() == built.namelist(), "the site's wheel is stale: `make book`"
     assert all(offered.read(n) == built.read(n) for n in built.namelist()
-               if not n.endswith("RECORD"))
+               if not n.endswith("RECORD")), "the site's wheel is stale: `make book`"
     text = unescape(re.sub(r"<[^>]+>", "", html))  # highlighted code is cut into spans
     for command in (f'%pip install "/content/{WHEEL.name}[students]"', "python3 -m venv",
                     f'pip install "./{WHEEL.name}[students]"', "python -m bpgrade check"):
@@ -183,14 +196,14 @@ def test_the_exercises_page_offers_the_wheel(built_site):
 
 
 @pytest.fixture(scope="module")
-def student_venv(tmp_path_factory) -> Path:
-    """A fresh venv with only the course's wheel and its ``students`` extra."""
-    assert WHEEL.is_file(), f"{WHEEL} is missing: `make book` builds it"
+def student_venv(tmp_path_factory, wheel) -> Path:
+    """A fresh venv with only the course's wheel (built from the current source) and its
+    ``students`` extra."""
     venv = tmp_path_factory.mktemp("student") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
     py = venv / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--find-links", str(WHEEL.parent), f"{WHEEL}[students]"],
+                    "--find-links", str(wheel.parent), f"{wheel}[students]"],
                    check=True, timeout=900, env=_env())
     return py
 

@@ -6,7 +6,9 @@ and ``solutions/``) it runs what an instructor runs:
 1. ``nbgrader generate_assignment`` for every assignment (the release, ``exercises/``);
 2. fills ``submitted/`` with the sample students built from that release by
    ``tools/samples`` (correct, blank, one per typical mistake, never-ending);
-3. ``nbgrader autograde <assignment>``, one batched call per assignment;
+3. ``nbgrader autograde <assignment>``, one batched call per assignment, or with
+   ``--jobs N`` the class grader (``python -m bpgrade autograde <assignment>``) of every
+   assignment at once on one Dask cluster of N workers;
 4. ``nbgrader generate_feedback <assignment>``;
 5. ``nbgrader export`` (``grades.csv``),
 
@@ -16,7 +18,8 @@ in the exercise's other language (``ex04_backward_zh`` is graded beside
 ``ex04_backward``, on the same mistakes), and checks that no feedback file shows
 hidden-test source. It exits 1 if anything disagrees.
 
-Usage: ``python -m tools.grade_demo [--keep DIR] [assignment ...]`` (in the course root)
+Usage: ``python -m tools.grade_demo [--keep DIR] [--jobs N] [assignment ...]`` (in the course
+root)
 """
 
 from __future__ import annotations
@@ -25,13 +28,15 @@ import argparse
 import csv
 import html
 import re
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from bpgrade import language
-from bpgrade.course import Course
+from bpgrade.course import Course, tools_env
 from bpgrade.course import make_course as _make_course
 from tools import samples as corpus
 
@@ -79,6 +84,49 @@ def autograde(course: Course) -> None:
         course.nbgrader(f"autograde {a}", "autograde", a, "--force")
 
 
+def autograde_on_dask(course: Course, jobs: int, timeout: float = 1800) -> None:
+    """Every assignment graded at once by the class grader, ``python -m bpgrade autograde
+    <assignment> --scheduler ADDRESS``, one process per assignment, all on one Dask
+    LocalCluster of ``jobs`` workers: a student's cells that run into their time limit
+    wait while the rest of the class is graded, instead of holding up a serial batch.
+
+    The wall time of the whole step is ``course.seconds["autograde"]``, each assignment's
+    (from the common start to its grader's exit) ``autograde <a>``; each grader's output
+    is in ``course.logs``. Raises if a grader exits non-zero (a student not graded) or
+    is still running after ``timeout`` seconds (it is then killed)."""
+    from bpgrade.pool import dask_client
+
+    logs = Path(tempfile.mkdtemp(prefix="autograde-logs-"))
+    start = time.perf_counter()
+    with dask_client(None, jobs) as client:
+        address = client.scheduler.address
+        procs = {}
+        for a in course.assignments:
+            with open(logs / f"{a}.log", "wb") as out:
+                procs[a] = subprocess.Popen(
+                    [sys.executable, "-m", "bpgrade", "autograde", a, "--scheduler", address],
+                    cwd=course.root, env=tools_env(), stdout=out, stderr=subprocess.STDOUT)
+        while running := [a for a, p in procs.items() if f"autograde {a}" not in course.seconds]:
+            for a in running:
+                if procs[a].poll() is not None:
+                    course.seconds[f"autograde {a}"] = time.perf_counter() - start
+                elif time.perf_counter() - start > timeout:
+                    procs[a].kill()
+                    procs[a].wait()
+                    course.seconds[f"autograde {a}"] = time.perf_counter() - start
+            time.sleep(0.2)
+    course.seconds["autograde"] = time.perf_counter() - start
+    failed = []
+    for a, proc in procs.items():
+        course.logs[f"autograde {a}"] = (logs / f"{a}.log").read_text(errors="replace")
+        if proc.returncode != 0:
+            failed.append(f"bpgrade autograde {a} exited {proc.returncode}:\n"
+                          + course.logs[f"autograde {a}"][-3000:])
+    shutil.rmtree(logs, ignore_errors=True)
+    if failed:
+        raise RuntimeError("\n".join(failed))
+
+
 def feedback(course: Course) -> None:
     """``nbgrader generate_feedback`` of every assignment in one call, with the course's config."""
     course.nbgrader("feedback (all)", "generate_feedback", "*", "--force")
@@ -91,11 +139,16 @@ def export(course: Course) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def run_all(course: Course) -> list[dict[str, str]]:
-    """Release, submit, autograde, feedback and export; return the CSV rows."""
+def run_all(course: Course, jobs: int | None = None) -> list[dict[str, str]]:
+    """Release, submit, autograde (nbgrader's batch per assignment, or with ``jobs`` the
+    class grader on Dask: :func:`autograde_on_dask`), feedback and export; return the CSV
+    rows."""
     release(course)
     submit_samples(course)
-    autograde(course)
+    if jobs:
+        autograde_on_dask(course, jobs)
+    else:
+        autograde(course)
     feedback(course)
     return export(course)
 
@@ -228,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("assignments", nargs="*", help="default: every one in solutions/")
     parser.add_argument("--keep", type=Path, help="build the course here and keep it")
     parser.add_argument("--source", type=Path, default=ROOT, help="course root to copy from")
+    parser.add_argument("--jobs", type=int, help="grade with the class grader (bpgrade "
+                        "autograde) on a Dask cluster of this many workers")
     args = parser.parse_args(argv)
     names = args.assignments or sampled_assignments(args.source)
     if not names:
@@ -241,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         course = make_course(where, names, args.source)
         print(f"course: {where}  assignments: {' '.join(names)}", flush=True)
         start = time.perf_counter()
-        rows = run_all(course)
+        rows = run_all(course, args.jobs)
         print(f"pipeline finished in {time.perf_counter() - start:.0f} s\n")
         return report(course, rows)
 

@@ -216,17 +216,80 @@ def update(pot_dir: Path = POT) -> list[Path]:
 
 
 def html() -> int:
-    """The Chinese edition: _build/zh_CN/html, then copied to _build/html/zh_CN."""
+    """The Chinese edition: _build/zh_CN/html, then synced into _build/html/zh_CN.
+
+    Sphinx builds it outside the English site (MyST-NB writes its ``jupyter_execute/``
+    beside the output folder, which inside _build/html would put it into the English
+    site); :func:`sync` then copies only what changed, so a rebuild with nothing changed
+    writes almost nothing."""
     code = build("html", ZH_OUT / "html", ZH_OUT / ".doctrees", LANG)
     if code:
         return code
     site = BUILD / "html" / LANG
-    tmp = BUILD / "html" / f".{LANG}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ZH_OUT / "html", tmp, ignore=shutil.ignore_patterns(".buildinfo"))
-    shutil.rmtree(site, ignore_errors=True)
-    tmp.replace(site)
+    written, removed = sync(ZH_OUT / "html", site, ignore={".buildinfo"})
+    print(f"{site.relative_to(ROOT)}: {written} file(s) written, {removed} removed")
     return 0
+
+
+def sync(source: Path, target: Path, ignore: set[str] = frozenset()) -> tuple[int, int]:
+    """Make ``target`` a copy of ``source``, writing only the files that differ, and
+    return (files written, paths removed).
+
+    A file whose size and modification time match is taken as unchanged (copies keep
+    the time); one whose time differs but whose bytes are the same only gets the time.
+    Each written file is copied beside its place and renamed over it, so that a reader
+    of ``target`` (a server, a test) never sees half a file. Names in ``ignore`` are
+    neither copied nor kept."""
+    import filecmp
+
+    written = removed = 0
+    target.mkdir(parents=True, exist_ok=True)
+    wanted: dict[Path, set[str]] = {}
+    for folder, dirs, files in os.walk(source):
+        here = Path(folder)
+        there = target / here.relative_to(source)
+        dirs[:] = [d for d in dirs if d not in ignore]
+        names = {n for n in files if n not in ignore} | set(dirs)
+        wanted[there] = names
+        for d in dirs:
+            if (there / d).is_file() or (there / d).is_symlink():
+                (there / d).unlink()
+            (there / d).mkdir(exist_ok=True)
+        for name in names - set(dirs):
+            src, dst = here / name, there / name
+            a = src.stat()
+            try:
+                b = dst.lstat()
+            except FileNotFoundError:
+                b = None
+            if b is not None and dst.is_file() and not dst.is_symlink():
+                if a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns:
+                    continue
+                if a.st_size == b.st_size and filecmp.cmp(src, dst, shallow=False):
+                    os.utime(dst, ns=(a.st_atime_ns, a.st_mtime_ns))
+                    continue
+            elif b is not None:
+                _remove(dst)
+            part = there / f".{name}.part"
+            shutil.copy2(src, part)
+            part.replace(dst)
+            written += 1
+    for folder, dirs, files in os.walk(target, topdown=True):
+        here = Path(folder)
+        keep = wanted.get(here, set())
+        for name in [*dirs, *files]:
+            if name not in keep:
+                _remove(here / name)
+                removed += 1
+        dirs[:] = [d for d in dirs if d in keep]
+    return written, removed
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 # ---------------------------------------------------------------- checking ----------
