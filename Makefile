@@ -64,10 +64,16 @@ wheel: setup
 # in _build/zh_CN/html (MyST-NB writes jupyter_execute/ beside the output folder: not in
 # the English site) and synced into _build/html/zh_CN, only the files that changed. Both
 # builds are strict (-W -n --keep-going). See CONTRIBUTING.md. With nothing changed,
-# `make book` builds no wheel, writes no page and copies no file (python -m bench book).
+# `make book` builds no wheel, writes no page and copies no file (python -m bench book);
+# when no file the book reads changed since both editions were last built (their content:
+# tools/bookkey.py), it does not even start Sphinx. The key is removed before a build and
+# written only after both editions succeeded.
 book: wheel
-	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
-	$(PY) -m tools.i18n html
+	@if $(PY) -m tools.bookkey --fresh; then exit 0; fi; \
+	rm -f _build/.book-sha256 && \
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going && \
+	$(PY) -m tools.i18n html && \
+	$(PY) -m tools.bookkey --write
 
 # After editing an English page: extract its messages and update the catalogs
 # (new messages untranslated, changed ones fuzzy), then translate them (CONTRIBUTING.md).

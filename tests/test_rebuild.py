@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tools import i18n
+from tools import bookkey, i18n
 from tools import wheel as course_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,3 +180,64 @@ def test_the_chinese_build_writes_outside_the_english_site():
     assert i18n.ZH_OUT / "html" != site / i18n.LANG
     assert site not in (i18n.ZH_OUT / "html").parents
     assert site not in (i18n.ZH_OUT / "html").parent.parents
+
+
+# ------------------------------------------------------------- the site as a whole
+
+
+@pytest.fixture
+def course_tree(tmp_path) -> Path:
+    """A small course under git: a page, a catalog, an extension, a test, an ignored
+    file, and both editions' index pages as if built."""
+    import subprocess
+
+    files = {"intro.md": "# Intro\n", "locales/zh_CN/LC_MESSAGES/intro.po": 'msgid ""\n',
+             "_ext/ext.py": "x = 1\n", "tests/test_x.py": "def test(): pass\n",
+             ".gitignore": "_build/\n*.log\n", "build.log": "noise\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    for out in bookkey.OUTPUTS:
+        (tmp_path / out).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / out).write_text("<html></html>")
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    return tmp_path
+
+
+def test_the_site_is_fresh_only_after_a_build_of_these_very_sources(course_tree):
+    assert not bookkey.fresh(course_tree)  # never built
+    bookkey.write(course_tree)
+    assert bookkey.fresh(course_tree)
+    for edit in ("intro.md", "locales/zh_CN/LC_MESSAGES/intro.po", "_ext/ext.py"):
+        before = (course_tree / edit).read_text()
+        (course_tree / edit).write_text(before + "more\n")
+        assert not bookkey.fresh(course_tree), edit
+        (course_tree / edit).write_text(before)  # reverted: the same content again
+        assert bookkey.fresh(course_tree), edit
+    (course_tree / "intro.md").write_text("# Intra\n")  # the same size, other bytes
+    assert not bookkey.fresh(course_tree)
+    (course_tree / "intro.md").write_text("# Intro\n")
+    (course_tree / "chapters").mkdir()
+    (course_tree / "chapters" / "new.md").write_text("# New\n")  # untracked, not ignored
+    assert not bookkey.fresh(course_tree)
+    (course_tree / "chapters" / "new.md").unlink()
+    assert bookkey.fresh(course_tree)
+
+
+def test_tests_ignored_files_and_times_do_not_make_the_site_stale(course_tree):
+    bookkey.write(course_tree)
+    (course_tree / "tests" / "test_x.py").write_text("def test(): assert 1\n")
+    (course_tree / "build.log").write_text("other noise\n")
+    os.utime(course_tree / "intro.md", (1, 1))
+    assert bookkey.fresh(course_tree)
+
+
+def test_a_missing_edition_or_key_makes_the_site_stale(course_tree):
+    bookkey.write(course_tree)
+    (course_tree / "_build/html/zh_CN/index.html").unlink()
+    assert not bookkey.fresh(course_tree)
+    (course_tree / "_build/html/zh_CN/index.html").write_text("<html></html>")
+    assert bookkey.fresh(course_tree)
+    (course_tree / "_build/.book-sha256").unlink()
+    assert not bookkey.fresh(course_tree)

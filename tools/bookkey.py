@@ -1,0 +1,90 @@
+"""Whether the built site is up to date with its sources: ``make book`` with nothing changed.
+
+    python -m tools.bookkey --fresh   # exit 0 if both editions were built from these sources
+    python -m tools.bookkey --write   # after a successful build: remember what it was built from
+
+Both Sphinx builds are incremental already, but each starts Sphinx, reads every doctree
+and checks every page (some five seconds an edition) even when nothing changed. The key
+is a SHA-256 of the *content* (and names) of every file the book can read: each file git
+knows of, tracked or untracked but not ignored (``git ls-files -co --exclude-standard``),
+but the tests and the benchmarks; without git, every file under the course root but
+``.git``, ``.venv``, ``_build``, ``tests``, ``bench`` and caches. So an edit anywhere
+else (a page, a catalog, an extension, a static file, ``bplib``, the lock file) makes
+the next ``make book`` build, and a ``touch``, a checkout of the same content or a new
+test does not. The key is written only after both editions were built
+(``_build/.book-sha256``); the site is stale too when either edition's index page is gone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STAMP = ROOT / "_build" / ".book-sha256"
+OUTPUTS = ("_build/html/index.html", "_build/html/zh_CN/index.html")
+NOT_READ = {"tests", "bench"}
+WALK_SKIP = {".git", ".venv", "_build", "__pycache__", ".pytest_cache",
+             ".ipynb_checkpoints", "node_modules", *NOT_READ}
+
+
+def inputs(root: Path = ROOT) -> list[str]:
+    """The files the book can read, relative to ``root``, sorted."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
+                                cwd=root, capture_output=True, check=True).stdout
+        names = [n for n in listed.decode("utf-8", "surrogateescape").split("\0") if n]
+    except (OSError, subprocess.CalledProcessError):
+        names = [p.relative_to(root).as_posix() for p in root.rglob("*")
+                 if p.is_file() and not WALK_SKIP.intersection(p.relative_to(root).parts)]
+    return sorted(n for n in names if n.split("/", 1)[0] not in NOT_READ
+                  and (root / n).is_file())
+
+
+def key(root: Path = ROOT) -> str:
+    digest = hashlib.sha256()
+    for name in inputs(root):
+        data = (root / name).read_bytes()
+        digest.update(f"{name}\0{len(data)}\0".encode("utf-8", "surrogateescape"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def fresh(root: Path = ROOT, stamp: Path | None = None) -> bool:
+    """True when both editions exist and were built from sources with this key."""
+    stamp = stamp or root / STAMP.relative_to(ROOT)
+    if not all((root / out).is_file() for out in OUTPUTS) or not stamp.is_file():
+        return False
+    return stamp.read_text(encoding="ascii").strip() == key(root)
+
+
+def write(root: Path = ROOT, stamp: Path | None = None) -> None:
+    stamp = stamp or root / STAMP.relative_to(ROOT)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(key(root) + "\n", encoding="ascii")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.bookkey",
+                                     description=__doc__.split("\n\n")[0])
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--fresh", action="store_true",
+                        help="exit 0 if the site is up to date, 1 if it must be built")
+    action.add_argument("--write", action="store_true",
+                        help="remember the sources' key (after a successful build)")
+    args = parser.parse_args(argv)
+    if args.write:
+        write()
+        return 0
+    if fresh():
+        print("The book is up to date: no source changed since it was last built "
+              "(tools/bookkey.py).")
+        return 0
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
