@@ -5,13 +5,13 @@
 
 Both Sphinx builds are incremental already, but each starts Sphinx, reads every doctree
 and checks every page (some five seconds an edition) even when nothing changed. The key
-is a SHA-256 of the *content* (and names) of every file the book can read: each file git
-knows of, tracked or untracked but not ignored (``git ls-files -co --exclude-standard``),
-but the tests and the benchmarks; without git, every file under the course root but
-``.git``, ``.venv``, ``_build``, ``tests``, ``bench`` and caches. So an edit anywhere
-else (a page, a catalog, an extension, a static file, ``bplib``, the lock file) makes
-the next ``make book`` build, and a ``touch``, a checkout of the same content or a new
-test does not. The key is written only after both editions were built
+is a SHA-256 of the *content* (and names) of every file of the course: each file git
+knows of, tracked or untracked but not ignored (``git ls-files -co --exclude-standard``);
+without git, every file under the course root but ``.git``, ``.venv``, ``_build`` and
+caches. So any edit (a page, a catalog, an extension, a static file, ``bplib``, the lock
+file; a test too, which costs one incremental build that writes nothing) makes the next
+``make book`` build, and a ``touch``, a checkout of the same content or an ignored file
+does not. The key is written only after both editions were built
 (``_build/.book-sha256``); the site is stale too when either edition's index page is gone.
 """
 
@@ -26,13 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / "_build" / ".book-sha256"
 OUTPUTS = ("_build/html/index.html", "_build/html/zh_CN/index.html")
-NOT_READ = {"tests", "bench"}
 WALK_SKIP = {".git", ".venv", "_build", "__pycache__", ".pytest_cache",
-             ".ipynb_checkpoints", "node_modules", *NOT_READ}
+             ".ipynb_checkpoints", "node_modules"}
 
 
 def inputs(root: Path = ROOT) -> list[str]:
-    """The files the book can read, relative to ``root``, sorted."""
+    """The course's files, relative to ``root``, sorted."""
     try:
         listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"],
                                 cwd=root, capture_output=True, check=True).stdout
@@ -40,8 +39,7 @@ def inputs(root: Path = ROOT) -> list[str]:
     except (OSError, subprocess.CalledProcessError):
         names = [p.relative_to(root).as_posix() for p in root.rglob("*")
                  if p.is_file() and not WALK_SKIP.intersection(p.relative_to(root).parts)]
-    return sorted(n for n in names if n.split("/", 1)[0] not in NOT_READ
-                  and (root / n).is_file())
+    return sorted(n for n in names if (root / n).is_file())
 
 
 def key(root: Path = ROOT) -> str:
