@@ -21,6 +21,7 @@ import nbformat
 import numpy as np
 import oracle
 import pytest
+from conftest import value_class
 
 import bplib
 from bpgrade import checks as T
@@ -282,16 +283,6 @@ def _notebooks():
     return source, release
 
 
-def _value_class(nb) -> type:
-    """The ``Value`` of a notebook: its setup and solution cells run in a namespace."""
-    ns: dict = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and (meta.get("grade_id") == "setup" or meta.get("solution")):
-            exec(compile(cell.source, meta["grade_id"], "exec"), ns)  # noqa: S102
-    return ns["Value"]
-
-
 def _grade(V, seeds: int = 5) -> dict[str, str]:
     """What the visible and hidden tests say, per method: '' when its checks pass."""
     results = {}
@@ -314,12 +305,12 @@ def _grade(V, seeds: int = 5) -> dict[str, str]:
 
 def test_the_exercise_solution_passes_every_check():
     source, _ = _notebooks()
-    assert _grade(_value_class(source)) == {name: "" for name in [*dict(CHECKS), "backward"]}
+    assert _grade(value_class(source)) == {name: "" for name in [*dict(CHECKS), "backward"]}
 
 
 def test_a_blank_release_fails_every_check_with_not_implemented():
     _, release = _notebooks()
-    results = _grade(_value_class(release))
+    results = _grade(value_class(release))
     assert all(r.startswith("NotImplementedError") for r in results.values()), results
 
 
@@ -353,7 +344,7 @@ def test_every_sample_mistake_fails_its_own_check_only_with_the_intended_words()
                     == expected.student)
         if stem not in SAMPLE_WORDS:  # graded by tests/test_diagnoses.py and test_pipeline.py
             continue
-        results = _grade(_value_class(nb), seeds=2)
+        results = _grade(value_class(nb), seeds=2)
         broken = {g for g, r in results.items() if r}
         assert {f"test_{g}" for g in broken} == expected.failing, (stem, results)
         [message] = [results[g] for g in broken]
@@ -362,7 +353,7 @@ def test_every_sample_mistake_fails_its_own_check_only_with_the_intended_words()
 
 def test_backward_that_never_sets_the_output_grad_to_one_is_told_so():
     source, _ = _notebooks()
-    V = _value_class(source)
+    V = value_class(source)
 
     def backward(self):  # every _backward in a topological order, but the output's grad stays 0
         for node in reversed(Value.topological_order(self)):
@@ -448,7 +439,7 @@ def test_a_backward_that_also_changes_data_or_the_graph_fails(extra, diagnosis):
 
 
 def test_the_solution_with_the_state_checks_still_passes_every_hidden_test():
-    V = _value_class(_notebooks()[0])
+    V = value_class(_notebooks()[0])
     for seed in range(5):
         for check in BACKWARD.values():
             check(V, seed=seed, graphs=4)

@@ -29,6 +29,7 @@ from unittest import mock
 import nbformat
 import numpy as np
 import pytest
+from conftest import value_class
 
 import bpgrade.checks
 import bplib.gradcheck
@@ -47,15 +48,6 @@ WRONG = {"__add__": "__add__", "__mul__": "__mul__", "__pow__": "__pow__", "tanh
          "relu": "relu", "exp": "exp"}  # the sample mistake of each rule
 
 
-def _value_class(nb) -> type:
-    ns: dict = {}
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if cell.cell_type == "code" and (meta.get("grade_id") == "setup" or meta.get("solution")):
-            exec(compile(cell.source, meta["grade_id"], "exec"), ns)  # noqa: S102
-    return ns["Value"]
-
-
 def _notebooks(assignment: str = EX):
     return (nbformat.read(ROOT / "solutions" / assignment / f"{assignment}.ipynb", 4),
             nbformat.read(ROOT / "exercises" / assignment / f"{assignment}.ipynb", 4))
@@ -64,11 +56,11 @@ def _notebooks(assignment: str = EX):
 def _classes() -> dict[str, type]:
     """The exercise's solution ("correct") and each wrong rule's sample, as Value classes."""
     source, release = _notebooks()
-    out = {"correct": _value_class(source)}
+    out = {"correct": value_class(source)}
     for nb, e in S.variants(source, release, EX):
         for method, stem in WRONG.items():
             if e.student == "wrong_" + stem.replace("--", "_").replace("-", "_"):
-                out[method] = _value_class(nb)
+                out[method] = value_class(nb)
     return out
 
 
