@@ -18,10 +18,11 @@ does not. The key is written only after both editions were built
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
+
+from tools.wheel import content_key
 
 ROOT = Path(__file__).resolve().parent.parent
 STAMP = ROOT / "_build" / ".book-sha256"
@@ -43,12 +44,7 @@ def inputs(root: Path = ROOT) -> list[str]:
 
 
 def key(root: Path = ROOT) -> str:
-    digest = hashlib.sha256()
-    for name in inputs(root):
-        data = (root / name).read_bytes()
-        digest.update(f"{name}\0{len(data)}\0".encode("utf-8", "surrogateescape"))
-        digest.update(data)
-    return digest.hexdigest()
+    return content_key(root, inputs(root))
 
 
 def fresh(root: Path = ROOT, stamp: Path | None = None) -> bool:

@@ -57,14 +57,20 @@ def sources(root: Path = ROOT) -> list[Path]:
     return sorted(found)
 
 
-def source_key(root: Path = ROOT) -> str:
-    """SHA-256 over the names and the bytes of :func:`sources` (a rename changes it too)."""
+def content_key(root: Path, names) -> str:
+    """SHA-256 over the names (relative to ``root``) and the bytes of the files ``names``
+    (a rename changes it too); also the site's key (``tools/bookkey.py``)."""
     digest = hashlib.sha256()
-    for rel in sources(root):
+    for rel in names:
         data = (root / rel).read_bytes()
-        digest.update(f"{rel.as_posix()}\0{len(data)}\0".encode())
+        digest.update(f"{Path(rel).as_posix()}\0{len(data)}\0".encode("utf-8", "surrogateescape"))
         digest.update(data)
     return digest.hexdigest()
+
+
+def source_key(root: Path = ROOT) -> str:
+    """The key of :func:`sources`."""
+    return content_key(root, sources(root))
 
 
 def _key_file(wheel: Path) -> Path:
