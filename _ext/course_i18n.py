@@ -164,6 +164,22 @@ def _translate_buttons(buttons) -> None:
             _translate_buttons(button.get("buttons"))
 
 
+def _launch_twin(buttons, pagename: str, srcdir: Path, language: str = ZH) -> None:
+    """The Chinese page's Colab, Binder and JupyterHub buttons open the chapter's Chinese
+    twin, ``<page>.zh_CN.ipynb`` (``python -m tools.build_notebooks``), where the theme
+    sends the English ``<page>.ipynb``; a page without a twin keeps its link, and the
+    download buttons (the executed notebook of the build) are left alone."""
+    english, twin = f"{pagename}.ipynb", f"{pagename}.{language}.ipynb"
+    if not (srcdir / twin).is_file():
+        return
+    for group in buttons or []:
+        if isinstance(group, dict) and group.get("label") == "launch-buttons":
+            for button in group.get("buttons") or []:
+                url = button.get("url") if isinstance(button, dict) else None
+                if isinstance(url, str) and english in url:
+                    button["url"] = url.replace(english, twin)
+
+
 def _page_catalog(transform: SphinxTransform):
     """The page's Chinese catalog (``locales/zh_CN/LC_MESSAGES/<page>.mo``), or None."""
     from sphinx.locale import init as init_locale
@@ -535,6 +551,7 @@ def page_context(app: Sphinx, pagename, templatename, context, doctree) -> None:
     context["metatags"] = context.get("metatags", "") + alternates
     if app.config.language == ZH:
         _translate_buttons(context.get("header_buttons"))
+        _launch_twin(context.get("header_buttons"), pagename, Path(app.srcdir))
 
 
 def label_context(app: Sphinx, pagename, templatename, context, doctree) -> None:

@@ -5,18 +5,21 @@ Binder's requirements install into a fresh venv."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+import sys
 import venv
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import nbformat
 import pytest
 import yaml
 from conftest import REPO_ROOT, require
 
-from tools import build_notebooks
+from tools import build_notebooks, i18n
 
 CONFIG = yaml.safe_load((REPO_ROOT / "_config.yml").read_text(encoding="utf-8"))
 LAUNCH = CONFIG.get("launch_buttons") or {}
@@ -85,6 +88,68 @@ def test_every_notebook_page_has_a_notebook_and_the_book_does_not_build_them() -
     assert "chapters/*.ipynb" in patterns, "the book would build each chapter twice"
 
 
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def test_each_chapters_chinese_twin_runs_the_same_code_with_every_paragraph_in_chinese(
+) -> None:
+    """``<page>.zh_CN.ipynb``: the English twin's cells in the same order, the code the
+    same (the set-up cell's comment aside), every prose message of its markdown in the
+    page's Chinese translation, nothing left in English that the catalog translates."""
+    twins = {t: s for t, (s, lang) in build_notebooks.targets().items() if lang == "zh_CN"}
+    assert {t.name for t in twins} >= {"02_forward.zh_CN.ipynb", "06_keras.zh_CN.ipynb"}
+    for target, source in twins.items():
+        docname = source.relative_to(REPO_ROOT).with_suffix("").as_posix()
+        english = build_notebooks.build_notebook(source)
+        chinese = nbformat.read(target, as_version=4)
+        assert [c.cell_type for c in chinese.cells] == [c.cell_type for c in english.cells]
+        setup_en, setup_zh = english.cells[0].source, chinese.cells[0].source
+        assert setup_zh.split("try:", 1)[1] == setup_en.split("try:", 1)[1]
+        assert CJK.search(setup_zh.split("try:", 1)[0]), setup_zh
+        for en, zh in zip(english.cells[1:], chinese.cells[1:], strict=True):
+            if en.cell_type == "code":
+                assert zh.source == en.source, (target.name, en.source[:200])
+        translated = i18n.translations(docname)
+        missing: list[str] = []
+        i18n.translate_chapter(english, docname, missing=missing)
+        assert not missing, (target.name, missing[:5])
+        prose = [p for c in english.cells if c.cell_type == "markdown"
+                 for p in i18n.page_units(c.source) if isinstance(p, i18n.Unit)]
+        assert len(prose) > 20, target.name
+        text = "\n".join(c.source for c in chinese.cells if c.cell_type == "markdown")
+        for unit in prose:  # each paragraph, heading, item and box title, in Chinese
+            assert translated[unit.msgid] in text, (target.name, unit.msgid[:120])
+            if CJK.search(translated[unit.msgid]) and len(unit.original) > 30:
+                assert unit.original not in text, (target.name, unit.original[:120])
+
+
+def test_page_units_translate_a_boxs_title_and_body_and_keep_its_options_and_code() -> None:
+    source = ("Intro line.\n\n````{admonition} Where it goes wrong\n:class: warning\n"
+              "A body paragraph.\n\n```python\nx = 1  # not prose\n```\n````\n"
+              ":::{note}\nA note.\n:::\n(ch-label)=\n## A heading")
+    pieces = i18n.page_units(source)
+    assert i18n._text(pieces) == source
+    units = [p.msgid for p in pieces if isinstance(p, i18n.Unit)]
+    assert units == ["Intro line.", "Where it goes wrong", "A body paragraph.", "A note.",
+                     "A heading"]
+
+
+def test_the_chinese_pages_launch_buttons_open_the_twin_and_leave_the_downloads() -> None:
+    sys.path.insert(0, str(REPO_ROOT / "_ext"))
+    import course_i18n
+
+    page = "chapters/02_forward"
+    colab = f"https://colab.research.google.com/github/o/r/blob/main/{page}.ipynb"
+    download = f"../_sources/{page}.ipynb"
+    buttons = [{"label": "download-buttons", "buttons": [{"url": download}]},
+               {"label": "launch-buttons", "buttons": [{"url": colab}]}]
+    course_i18n._launch_twin(buttons, page, REPO_ROOT)
+    assert buttons[1]["buttons"][0]["url"] == colab.replace(".ipynb", ".zh_CN.ipynb")
+    assert buttons[0]["buttons"][0]["url"] == download
+    course_i18n._launch_twin(buttons, "intro", REPO_ROOT)  # no twin: nothing changes
+    assert buttons[0]["buttons"][0]["url"] == download
+
+
 def test_jupyterhub_button_is_off_unless_a_real_hub_is_set() -> None:
     hub = str(LAUNCH.get("jupyterhub_url") or "")
     assert "example." not in hub, f"_config.yml has a placeholder JupyterHub: {hub}"
@@ -109,12 +174,14 @@ def test_every_launch_link_opens_a_notebook_of_the_repository(built_site: Path) 
                 elif not target.is_file():
                     bad.append(f"{name}: {service} opens {rel}, not in the repository")
     assert not bad, "\n".join(bad)
-    # Every notebook page offers Colab and Binder, on its own notebook.
+    # Every notebook page offers Colab and Binder, on its own notebook; a page of the
+    # Chinese edition, on its Chinese twin.
     for source in build_notebooks.notebook_sources():
         docname = source.relative_to(REPO_ROOT).with_suffix("").as_posix()
-        links = launch_links(pages[docname].read_text(encoding="utf-8"))
-        want = [f"{docname}.ipynb"]
-        assert links["colab"] == want and links["binder"] == want, (docname, links)
+        for page, want in ((docname, f"{docname}.ipynb"),
+                           (f"zh_CN/{docname}", f"{docname}.zh_CN.ipynb")):
+            links = launch_links(pages[page].read_text(encoding="utf-8"))
+            assert links["colab"] == [want] and links["binder"] == [want], (page, links)
     assert bool(seen["jupyterhub"]) == bool(LAUNCH.get("jupyterhub_url")), seen
 
 

@@ -8,9 +8,12 @@ that file exists beside the page's source, so this tool writes, for every page o
 ``<page>.ipynb`` beside it: the same cells (jupytext), no outputs, cell ids
 ``<stem>-00``, ``<stem>-01`` ..., the same bytes every time, and one first cell that
 installs the course's package where it is missing (Colab; Binder has it already) and
-stands in for MyST-NB's ``glue`` where MyST-NB is missing. It also writes
-``binder/requirements.txt``: what the chapters and exercises import, at the versions of
-``requirements.lock``.
+stands in for MyST-NB's ``glue`` where MyST-NB is missing. Beside it goes the Chinese
+edition's twin, ``<page>.zh_CN.ipynb`` (the prose of the page's Chinese catalog,
+``locales/zh_CN/LC_MESSAGES/<page>.po``, the same code), which the Chinese pages' buttons
+open (``_ext/course_i18n.py``): after a translator edits a catalog, run this tool again.
+It also writes ``binder/requirements.txt``: what the chapters and exercises import, at
+the versions of ``requirements.lock``.
 
 The services read the repository, so the ``.ipynb`` files are committed; the book
 itself never builds them (``_config.yml`` excludes ``chapters/*.ipynb``). Run from the
@@ -58,6 +61,13 @@ except ImportError:  # outside the book, glue(name, value) only shows the value
     sys.modules["myst_nb"] = types.ModuleType("myst_nb")
     sys.modules["myst_nb"].glue = _glue
 """
+# The set-up cell of the Chinese twins: the same code, its two comment lines in Chinese.
+SETUP_COMMENT_ZH = """\
+# 请先运行本单元格。缺少本课程的库时（例如在 Colab 上），它从课程的仓库安装；
+# 在 Binder 上已经装好。
+"""
+LANGUAGES = ("zh_CN",)  # the editions with a twin of each chapter notebook
+
 # What the chapters and the exercises import (bplib itself comes from binder/postBuild);
 # binder/requirements.txt pins them to the versions of requirements.lock.
 BINDER_PACKAGES = ("numpy", "matplotlib", "scikit-learn", "threadpoolctl", "keras", "jax",
@@ -105,8 +115,26 @@ def notebook_sources(root: Path = ROOT) -> list[Path]:
     return [s for s in sources if s.is_file() and is_notebook(s)]
 
 
-def target_path(source: Path) -> Path:
-    return source.with_suffix(".ipynb")
+def target_path(source: Path, language: str | None = None) -> Path:
+    """``chapters/NN_name.ipynb``, or its twin in ``language``: ``NN_name.zh_CN.ipynb``."""
+    return source.with_suffix(f".{language}.ipynb" if language else ".ipynb")
+
+
+def catalog_path(source: Path, language: str, root: Path = ROOT) -> Path:
+    docname = source.relative_to(root).with_suffix("").as_posix()
+    return root / "locales" / language / "LC_MESSAGES" / f"{docname}.po"
+
+
+def targets(root: Path = ROOT) -> dict[Path, tuple[Path, str | None]]:
+    """Every notebook this tool writes: ``{target: (source page, language)}``; a twin only
+    where the page has a catalog in that language."""
+    out: dict[Path, tuple[Path, str | None]] = {}
+    for source in notebook_sources(root):
+        out[target_path(source)] = (source, None)
+        for language in LANGUAGES:
+            if catalog_path(source, language, root).is_file():
+                out[target_path(source, language)] = (source, language)
+    return out
 
 
 def setup_cell_source(root: Path = ROOT) -> str:
@@ -118,10 +146,22 @@ def setup_cell_source(root: Path = ROOT) -> str:
     return SETUP_SOURCE.format(url=url, branch=repository.get("branch") or "main")
 
 
-def build_notebook(source: Path, root: Path = ROOT) -> nbformat.NotebookNode:
+def build_notebook(source: Path, root: Path = ROOT,
+                   language: str | None = None) -> nbformat.NotebookNode:
     """The notebook that ``source`` describes, deterministically, with the set-up cell first
-    (the exercises' builder, which lays out notebooks the same way)."""
-    return _build_notebook(source, first_cell=setup_cell_source(root).rstrip("\n"))
+    (the exercises' builder, which lays out notebooks the same way); in ``language``, the
+    page's translation (:func:`tools.i18n.translate_chapter`)."""
+    setup = setup_cell_source(root).rstrip("\n")
+    if language is None:
+        return _build_notebook(source, first_cell=setup)
+    from tools import i18n
+
+    english_comment = SETUP_SOURCE.split("try:")[0]
+    setup = SETUP_COMMENT_ZH + setup.removeprefix(english_comment)
+    nb = _build_notebook(source, first_cell=setup)
+    docname = source.relative_to(root).with_suffix("").as_posix()
+    return i18n.translate_chapter(nb, docname, language,
+                                  catalog_dir=root / "locales" / language / "LC_MESSAGES")
 
 
 def binder_requirements(root: Path = ROOT) -> str:
@@ -145,8 +185,8 @@ def build(root: Path = ROOT) -> list[Path]:
         target.parent.mkdir(exist_ok=True)
         target.write_text(text, encoding="utf-8", newline="\n")
         written.append(target)
-    for source in notebook_sources(root):
-        target, text = target_path(source), notebook_text(build_notebook(source, root))
+    for target, (source, language) in targets(root).items():
+        text = notebook_text(build_notebook(source, root, language))
         if not target.is_file() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8", newline="\n")
             written.append(target)
@@ -162,15 +202,15 @@ def problems(root: Path = ROOT) -> list[str]:
         found.append(f"{BINDER_REQUIREMENTS}: missing, requirements.lock builds it")
     elif requirements.read_text(encoding="utf-8") != binder_requirements(root):
         found.append(f"{BINDER_REQUIREMENTS}: not the versions of requirements.lock")
-    sources = notebook_sources(root)
-    for source in sources:
-        target = target_path(source)
+    wanted = targets(root)
+    for target, (source, language) in wanted.items():
         rel = target.relative_to(root).as_posix()
+        built = f"{source.name}" + (f" and its {language} catalog" if language else "")
         if not target.is_file():
-            found.append(f"{rel}: missing, {source.name} builds it")
-        elif target.read_text(encoding="utf-8") != notebook_text(build_notebook(source, root)):
-            found.append(f"{rel}: not what {source.name} builds")
-    wanted = {target_path(s) for s in sources}
+            found.append(f"{rel}: missing, {built} build it")
+        elif target.read_text(encoding="utf-8") != notebook_text(
+                build_notebook(source, root, language)):
+            found.append(f"{rel}: not what {built} build")
     for extra in sorted((root / "chapters").glob("*.ipynb")):
         if extra not in wanted:
             found.append(f"{extra.relative_to(root).as_posix()}: no notebook page builds it "

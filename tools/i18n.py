@@ -833,6 +833,75 @@ def markdown_units(source: str) -> list:
     return pieces
 
 
+MYST_DIRECTIVE = re.compile(r"^([ \t]*)(`{3,}|:{3,})\{([\w:.-]+)\}([ \t]*)(.*?)([ \t]*)$")
+MYST_OPTION = re.compile(r"^[ \t]*:[\w-]+:")
+MYST_TARGET = re.compile(r"^\([\w:.-]+\)=$")  # (label)= before a heading: not prose
+LITERAL_DIRECTIVES = {"code-block", "code", "code-cell", "eval-rst", "math", "raw",
+                      "bibliography", "literalinclude", "glue:figure", "glue:math"}
+
+
+def page_units(source: str) -> list:
+    """A markdown cell of a chapter as pieces, like :func:`markdown_units`, and inside a
+    MyST directive (```` ```{admonition} Title ````, ``:::{note}``, ``{dropdown}``) the
+    title and the body are messages too, as Sphinx's gettext builder extracts them (the
+    option lines and the bodies of code, math and reST directives stay literal).
+    ``"".join`` of the pieces' text is the source."""
+    lines = source.split("\n")
+    pieces: list = []
+    start = i = 0
+
+    def flush(end: int) -> None:  # lines[start:end], plain markdown, then its newline
+        if end > start:
+            text = "\n".join(lines[start:end])
+            pieces.extend(p.original if isinstance(p, Unit) and MYST_TARGET.match(p.msgid)
+                          else p for p in markdown_units(text))
+            if end < len(lines):
+                pieces.append("\n")
+
+    while i < len(lines):
+        m = MYST_DIRECTIVE.match(lines[i])
+        if not m:
+            if MD_FENCE.match(lines[i]):  # a plain fenced block: skip to its end
+                fence = MD_FENCE.match(lines[i]).group(1)
+                i += 1
+                while i < len(lines) and not lines[i].lstrip().startswith(fence):
+                    i += 1
+            i += 1
+            continue
+        flush(i)
+        indent, fence, name, gap, title, tail = m.groups()
+        close = re.compile(rf"^[ \t]*{re.escape(fence)}[ \t]*$")
+        j = i + 1
+        while j < len(lines) and not close.match(lines[j]):
+            j += 1
+        pieces.append(f"{indent}{fence}{{{name}}}{gap}")
+        if name in LITERAL_DIRECTIVES or not title:
+            pieces.append(title)
+        else:
+            _unit(pieces, title, i)
+        pieces.append(tail + ("\n" if i + 1 < len(lines) else ""))
+        k = i + 1
+        while k < j and MYST_OPTION.match(lines[k]):
+            pieces.append(lines[k] + "\n")
+            k += 1
+        body = "\n".join(lines[k:j])
+        if k < j:
+            if name in LITERAL_DIRECTIVES:
+                pieces.append(body)
+            else:
+                pieces.extend(page_units(body))
+            pieces.append("\n" if j < len(lines) else "")
+        if j < len(lines):
+            pieces.append(lines[j] + ("\n" if j + 1 < len(lines) else ""))
+        i = start = j + 1
+    flush(len(lines))
+    return pieces
+
+
+def _text(pieces: list) -> str:
+    return "".join(p if isinstance(p, str) else p.original for p in pieces)
+
+
 def _offsets(source: str) -> list[int]:
     starts, at = [], 0
     for line in source.split("\n"):
@@ -1119,6 +1188,34 @@ def translate_notebook(nb, docname: str, language: str = LANG, *,
     cell.metadata["nbgrader"] = {"grade": False, "grade_id": "language", "locked": True,
                                  "schema_version": 3, "solution": False}
     nb.cells.insert(at, cell)
+    nb.metadata["bpgrade"] = {"language": language}
+    return nb
+
+
+def translate_chapter(nb, docname: str, language: str = LANG, *,
+                      catalog_dir: Path = CATALOGS, missing: list | None = None):
+    """The chapter notebook ``nb`` (built from ``<docname>.md``) in ``language``: the prose
+    of every markdown cell (:func:`page_units`) replaced by the page's translation, the
+    one the Chinese edition of the site shows; code cells as they are (both editions run
+    the same code). ``missing`` (a list) collects the messages left in English."""
+    import copy
+
+    done = translations(docname, catalog_dir)
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.cell_type != "markdown":
+            continue
+        out = []
+        for piece in page_units(cell.source):
+            if isinstance(piece, str):
+                out.append(piece)
+            elif piece.msgid in done:
+                out.append(piece.render(done[piece.msgid]))
+            else:
+                out.append(piece.original)
+                if missing is not None:
+                    missing.append(piece.msgid)
+        cell.source = "".join(out)
     nb.metadata["bpgrade"] = {"language": language}
     return nb
 
