@@ -25,6 +25,7 @@ that message. Standard library only.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 
 from . import language
@@ -348,6 +349,40 @@ def replacement_source(source: str, violations: list[Violation], functions: set[
 
 
 
+#: The longest cell source whose analysis :func:`refuse_cells` keeps for the next
+#: notebook (a worker grades a class: most cells are the release's, the same in every
+#: submission); a longer one is analysed each time.
+MEMO_CHARS = 1 << 16
+
+
+def _memo(function):
+    """``function`` of a cell's source and hashable arguments, kept for the next call
+    with the same ones (at most 1024; a source longer than :data:`MEMO_CHARS` is not
+    kept). ``function`` depends on nothing else, so the answer is the same."""
+    kept = functools.lru_cache(maxsize=1024)(function)
+
+    @functools.wraps(function)
+    def call(source: str, *args):
+        return kept(source, *args) if len(source) <= MEMO_CHARS else function(source, *args)
+
+    call.cache_clear, call.cache_info = kept.cache_clear, kept.cache_info
+    return call
+
+
+@_memo
+def _imports_of(source: str) -> tuple[tuple[str, str], ...]:
+    """:func:`imported_names` of a cell's source, as pairs (none if it is not Python)."""
+    tree = parse_cell(source)
+    return () if tree is None else tuple(imported_names(tree).items())
+
+
+@_memo
+def _violations_of(source: str, forbidden: frozenset[str],
+                   notebook_imports: tuple[tuple[str, str], ...]) -> tuple[Violation, ...]:
+    """:func:`find_violations`, as a tuple."""
+    return tuple(find_violations(source, set(forbidden), dict(notebook_imports)))
+
+
 def refuse_cells(cells, forbidden: set[str], is_student_cell,
                  lang: str = language.ENGLISH) -> list[tuple[int, object, list]]:
     """Replace every student cell the autograder refuses to run, in place.
@@ -360,13 +395,14 @@ def refuse_cells(cells, forbidden: set[str], is_student_cell,
     """
     imports: dict[str, str] = {}
     for cell in cells:
-        if cell["cell_type"] == "code" and (tree := parse_cell(cell["source"])) is not None:
-            imports.update(imported_names(tree))
+        if cell["cell_type"] == "code":
+            imports.update(_imports_of(cell["source"]))
     refused = []
+    frozen, notebook_imports = frozenset(forbidden), tuple(imports.items())
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code" or not is_student_cell(cell):
             continue
-        violations = find_violations(cell["source"], forbidden, imports)
+        violations = list(_violations_of(cell["source"], frozen, notebook_imports))
         if violations:
             tree = parse_cell(cell["source"])
             defines = defined_functions(tree) if tree is not None else set()

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import html as htmllib
 import re
@@ -199,7 +200,25 @@ def render_markdown(source: str, attachments: dict | None = None) -> str:
 
 def markdown_problems(source: str, attachments: dict | None = None) -> list[str]:
     """What in a markdown cell a cleaned page would not keep (its rendering checked by
-    :func:`html_problems`, its math by :func:`tex_problems`); [] when nothing."""
+    :func:`html_problems`, its math by :func:`tex_problems`); [] when nothing.
+
+    The answer for a cell without attachments is kept for the next call with the same
+    source (most markdown cells of a class's submissions are the release's), at most
+    1024 sources of at most :data:`MEMO_CHARS` characters each."""
+    if not attachments and len(source) <= MEMO_CHARS:
+        return list(_plain_markdown_problems(source))
+    return _markdown_problems(source, attachments)
+
+
+MEMO_CHARS = 1 << 16
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_markdown_problems(source: str) -> tuple[str, ...]:
+    return tuple(_markdown_problems(source, None))
+
+
+def _markdown_problems(source: str, attachments: dict | None) -> list[str]:
     try:
         rendered = render_markdown(source, attachments)
     except Exception:  # noqa: BLE001 - a renderer that fails on it: shown as text

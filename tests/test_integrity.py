@@ -143,3 +143,35 @@ def test_each_exercise_forbids_every_bplib_object_that_implements_its_functions(
     missing = _implementers(functions & set(_bplib_objects())) - integrity.forbidden_names(cells)
     assert not missing, (f"{path.stem}: bplib's {sorted(missing)} implement a function the "
                          f"students write; list them in the solution cell's bpgrade.reference")
+
+
+# ----------------------------------------------------------------- kept between notebooks
+
+
+def _refused(source: str) -> list[list[str]]:
+    cells = [{"cell_type": "code", "source": "import numpy as np"},
+             {"cell_type": "code", "source": source}]
+    return [[str(v) for v in found]
+            for _, _, found in integrity.refuse_cells(cells, {"linear_backward"},
+                                                      lambda c: True)]
+
+
+def test_a_cells_analysis_is_kept_for_the_next_notebook_and_is_the_same():
+    """A worker grades a class: the analysis of a cell source is kept (issue #24), and
+    the answer is what a fresh analysis gives."""
+    source = "np.sum = len\nfrom bplib.functional import linear_backward"
+    integrity._violations_of.cache_clear()
+    first = _refused(source)
+    assert integrity._violations_of.cache_info().currsize == 2  # both cells
+    assert _refused(source) == first and integrity._violations_of.cache_info().hits == 2
+    integrity._violations_of.cache_clear()
+    assert _refused(source) == first and len(first[0]) == 2, first
+
+
+def test_a_long_cell_is_analysed_every_time_and_not_kept():
+    source = "np.sum = len\n" + "#" * integrity.MEMO_CHARS
+    integrity._violations_of.cache_clear()
+    integrity._imports_of.cache_clear()
+    assert _refused(source) == _refused(source) and len(_refused(source)[0]) == 1
+    assert integrity._violations_of.cache_info().currsize == 1  # "import numpy as np"
+    assert integrity._imports_of.cache_info().currsize == 1
