@@ -175,3 +175,24 @@ def test_a_long_cell_is_analysed_every_time_and_not_kept():
     assert _refused(source) == _refused(source) and len(_refused(source)[0]) == 1
     assert integrity._violations_of.cache_info().currsize == 1  # "import numpy as np"
     assert integrity._imports_of.cache_info().currsize == 1
+
+
+def test_the_instructors_notebook_is_read_once_while_it_is_unchanged(tmp_path):
+    """``from_source`` keeps what it derives from the instructor's notebook for the next
+    student (issue #24) and reads the notebook again once it changed."""
+    from bpgrade.nbgrader_plugins import from_source
+
+    path = tmp_path / "ex.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(nb, path)
+    reads = []
+
+    def sources(source):
+        reads.append(1)
+        return tuple(c.source for c in source.cells)
+
+    assert from_source(path, "test", sources) == ("x = 1",)
+    assert from_source(path, "test", sources) == ("x = 1",) and len(reads) == 1
+    nb.cells.append(nbformat.v4.new_code_cell("y = 2"))
+    nbformat.write(nb, path)
+    assert from_source(path, "test", sources) == ("x = 1", "y = 2") and len(reads) == 2
