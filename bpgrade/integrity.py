@@ -25,11 +25,11 @@ that message. Standard library only.
 from __future__ import annotations
 
 import ast
-import functools
 from dataclasses import dataclass
 
 from . import language
 from .language import N_, text
+from .memo import by_source
 
 METADATA_KEY = "bpgrade"
 """Cell metadata of the course: ``{"bpgrade": {"reference": ["Linear", ...]}}``."""
@@ -349,34 +349,14 @@ def replacement_source(source: str, violations: list[Violation], functions: set[
 
 
 
-#: The longest cell source whose analysis :func:`refuse_cells` keeps for the next
-#: notebook (a worker grades a class: most cells are the release's, the same in every
-#: submission); a longer one is analysed each time.
-MEMO_CHARS = 1 << 16
-
-
-def _memo(function):
-    """``function`` of a cell's source and hashable arguments, kept for the next call
-    with the same ones (at most 1024; a source longer than :data:`MEMO_CHARS` is not
-    kept). ``function`` depends on nothing else, so the answer is the same."""
-    kept = functools.lru_cache(maxsize=1024)(function)
-
-    @functools.wraps(function)
-    def call(source: str, *args):
-        return kept(source, *args) if len(source) <= MEMO_CHARS else function(source, *args)
-
-    call.cache_clear, call.cache_info = kept.cache_clear, kept.cache_info
-    return call
-
-
-@_memo
+@by_source
 def _imports_of(source: str) -> tuple[tuple[str, str], ...]:
     """:func:`imported_names` of a cell's source, as pairs (none if it is not Python)."""
     tree = parse_cell(source)
     return () if tree is None else tuple(imported_names(tree).items())
 
 
-@_memo
+@by_source
 def _violations_of(source: str, forbidden: frozenset[str],
                    notebook_imports: tuple[tuple[str, str], ...]) -> tuple[Violation, ...]:
     """:func:`find_violations`, as a tuple."""

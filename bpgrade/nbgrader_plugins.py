@@ -56,7 +56,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Bool, Enum, Integer, Unicode
 
-from . import language
+from . import language, memo
 from .integrity import forbidden_names, refuse_cells
 from .kernel import (
     BUDGET_WARNING,
@@ -524,7 +524,10 @@ _FROM_SOURCE: dict[tuple[str, str], tuple[tuple, object]] = {}
 def from_source(path: Path, what: str, derive):
     """``derive(the notebook at path)``, kept for the next student while the file is
     unchanged (its inode, size and modification time): a worker grades a class against
-    one instructor's notebook, which nbgrader would otherwise read for each student."""
+    one instructor's notebook, which nbgrader would otherwise read for each student.
+    Read every time when :data:`bpgrade.memo.ON` is false (the classic path)."""
+    if not memo.ON:
+        return derive(nbformat.read(path, as_version=4))
     stat = path.stat()
     stamp = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     key = (str(path.resolve()), what)

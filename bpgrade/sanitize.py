@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import hashlib
 import html as htmllib
 import re
@@ -48,6 +47,7 @@ from xml.etree import ElementTree
 
 from jinja2 import pass_context
 
+from .memo import by_source
 from .submission import shown
 
 # ------------------------------------------------------------------------- HTML
@@ -203,17 +203,14 @@ def markdown_problems(source: str, attachments: dict | None = None) -> list[str]
     :func:`html_problems`, its math by :func:`tex_problems`); [] when nothing.
 
     The answer for a cell without attachments is kept for the next call with the same
-    source (most markdown cells of a class's submissions are the release's), at most
-    1024 sources of at most :data:`MEMO_CHARS` characters each."""
-    if not attachments and len(source) <= MEMO_CHARS:
+    source (:func:`bpgrade.memo.by_source`: most markdown cells of a class's submissions
+    are the release's)."""
+    if not attachments:
         return list(_plain_markdown_problems(source))
     return _markdown_problems(source, attachments)
 
 
-MEMO_CHARS = 1 << 16
-
-
-@functools.lru_cache(maxsize=1024)
+@by_source
 def _plain_markdown_problems(source: str) -> tuple[str, ...]:
     return tuple(_markdown_problems(source, None))
 

@@ -19,7 +19,7 @@ import pytest
 from traitlets.config import Config
 
 import bplib
-from bpgrade import integrity
+from bpgrade import integrity, memo
 from bpgrade.nbgrader_plugins import CheckIntegrity
 
 USES_LINEAR = "from bplib import Linear\ndef forward(x):\n    return Linear(2, 2)"
@@ -168,8 +168,23 @@ def test_a_cells_analysis_is_kept_for_the_next_notebook_and_is_the_same():
     assert _refused(source) == first and len(first[0]) == 2, first
 
 
+def test_nothing_is_kept_on_the_classic_path():
+    """``nbgrader_reuse(fast=False)`` (``--classic``) turns :data:`bpgrade.memo.ON` off:
+    every notebook is analysed anew, as before issue #24."""
+    from bpgrade.pool import nbgrader_reuse
+
+    integrity._violations_of.cache_clear()
+    with nbgrader_reuse({}, keep=False, fast=False):
+        assert not memo.ON
+        _refused("np.sum = len")
+    assert memo.ON and integrity._violations_of.cache_info().currsize == 0
+    with nbgrader_reuse({}, keep=False, fast=True):
+        _refused("np.sum = len")
+    assert integrity._violations_of.cache_info().currsize == 2
+
+
 def test_a_long_cell_is_analysed_every_time_and_not_kept():
-    source = "np.sum = len\n" + "#" * integrity.MEMO_CHARS
+    source = "np.sum = len\n" + "#" * memo.MAX_CHARS
     integrity._violations_of.cache_clear()
     integrity._imports_of.cache_clear()
     assert _refused(source) == _refused(source) and len(_refused(source)[0]) == 1

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from bpgrade import sanitize
+from bpgrade import memo, sanitize
 
 P = "top.PWNED=1"
 
@@ -156,6 +156,6 @@ def test_a_markdown_cells_problems_are_kept_for_the_next_notebook_but_not_a_long
     assert first == sanitize._markdown_problems(source, None) and len(first) >= 2, first
     assert sanitize.markdown_problems(source) == first
     assert sanitize._plain_markdown_problems.cache_info().hits == 1
-    long = source + " " * sanitize.MEMO_CHARS
+    long = source + " " * memo.MAX_CHARS
     assert sanitize.markdown_problems(long) == sanitize._markdown_problems(long, None)
     assert sanitize._plain_markdown_problems.cache_info().currsize == 1
