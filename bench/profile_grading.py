@@ -443,7 +443,7 @@ def main(argv: list[str] | None = None) -> None:
     print(line("  solution cells (the student's code)", cells.get("solution", 0.0)))
     print(line("  test cells (the checks calling it)", cells.get("tests", 0.0)))
     looping = clock.by.get(("never_ending", "tests"), 0.0)
-    print(line("    but never_ending's (its loop runs till the cell timeout)",
+    print(line("    without never_ending's (it loops till the cell timeout)",
                cells.get("tests", 0.0) - looping))
     print(line("  other cells", cells.get("other", 0.0)))
     costly = sorted(clock.student.items(), key=lambda kv: -kv[1])[:2]
