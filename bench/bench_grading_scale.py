@@ -25,7 +25,9 @@ start to its end (process start-up included):
 4. sandboxed on Dask, one machine: ``python -m bpgrade autograde ex04_backward --jobs
    <CPUs>`` (a LocalCluster of one worker process per CPU), twice: on the path before
    issue #24 (``--classic``) and on the fast path (the default), alternating, twice
-   each, the faster of each shown, so that their ratio is measured in one run;
+   each, the faster of each shown, so that their ratio is measured in one run; the
+   grades the four runs wrote into their gradebooks are compared cell by cell (the
+   fast path changes how a submission is graded, never its grade);
 5. sandboxed on a Dask cluster: a ``dask scheduler`` and ``<CPUs>`` ``dask worker``
    processes started beforehand (each with its own working directory, one thread,
    as on separate machines), and ``python -m bpgrade autograde ex04_backward
@@ -281,6 +283,40 @@ def parallel_run(course: Path, label: str, jobs: int, classic: bool = False) -> 
     return Row(label, seconds, _count_autograded(course), cpu, note)
 
 
+def cell_scores(course: Path) -> dict[tuple[str, str, str], float | None]:
+    """Every grade of the course's gradebook: ``(student, notebook, grade cell) ->
+    auto_score``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from bpgrade.pool import course_settings
+
+    url, course_id = course_settings(course)
+    out = {}
+    with Gradebook(url, course_id) as gb:
+        for student in gb.students:
+            try:
+                submission = gb.find_submission(ASSIGNMENT, student.id)
+            except MissingEntry:
+                continue
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    out[student.id, notebook.name, grade.name] = grade.auto_score
+    return out
+
+
+def same_grades(runs: dict[str, dict]) -> str:
+    """Whether every run's gradebook holds the first run's grades, cell by cell."""
+    (first, want), *others = runs.items()
+    differ = [f"{label}: {key} {got.get(key)} (against {want.get(key)} in {first})"
+              for label, got in others for key in sorted(set(want) | set(got))
+              if got.get(key) != want.get(key)]
+    cells = len(want)
+    if not differ:
+        return (f"grades cell by cell: identical in the {len(runs)} runs ({cells} grades, "
+                f"{len({k[0] for k in want})} students)")
+    return f"grades cell by cell: {len(differ)} differ: " + "; ".join(differ[:10])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -379,12 +415,17 @@ def main(argv: list[str] | None = None) -> None:
             # The path before issue #24 (--classic) and the fast path, alternating in the
             # same run, twice each; the faster of each is shown.
             dask: dict[bool, list[Row]] = {True: [], False: []}
+            grades: dict[str, dict] = {}
             for i in range(REPEATS):
                 for classic in (True, False):
+                    name = f"parallel-{classic}-{i}"
                     dask[classic].append(parallel_run(
-                        course(f"parallel-{classic}-{i}", sandbox),
+                        course(name, sandbox),
                         f"{kind} bpgrade --jobs {jobs} (LocalCluster), "
                         f"{'classic' if classic else 'fast'}", jobs, classic))
+                    grades[f"{'classic' if classic else 'fast'} run {i + 1}"] = cell_scores(
+                        Path(tmp) / name)
+            agreement = same_grades(grades)
             old, new = (min(dask[c], key=lambda r: r.seconds) for c in (True, False))
             rows += [old, new]
             if not args.dask_only:
@@ -415,6 +456,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{cpu(dask[False]):.2f} s fast); per minute, classic "
           f"{[round(r.per_minute, 1) for r in dask[True]]}, fast "
           f"{[round(r.per_minute, 1) for r in dask[False]]}")
+    print(f"classic and fast path, {agreement}")
     pool_rate, pool_cpu = POOL_FIGURE
     print(f"Dask LocalCluster (fast) against the hand-written pool's last figure ({pool_rate} "
           f"per minute, {pool_cpu} CPU s each, --jobs 2 on 2 cores): "

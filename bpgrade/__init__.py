@@ -16,6 +16,8 @@ module                      what it does                                      ne
 ``bpgrade.kernel``          the sandboxed kernel: limits, bubblewrap,         stdlib
                             kernel spec
 ``bpgrade.integrity``       the AST check of student cells                    stdlib
+``bpgrade.memo``            answers a grading process keeps for the next      stdlib
+                            submission (what a cell's source alone decides)
 ``bpgrade.repair``          broken notebook structure mended against the      stdlib
                             instructor's cells before grading
 ``bpgrade.submission``      what the grader takes from a submission folder:   stdlib

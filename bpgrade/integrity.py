@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from . import language
 from .language import N_, text
+from .memo import by_source
 
 METADATA_KEY = "bpgrade"
 """Cell metadata of the course: ``{"bpgrade": {"reference": ["Linear", ...]}}``."""
@@ -348,6 +349,20 @@ def replacement_source(source: str, violations: list[Violation], functions: set[
 
 
 
+@by_source
+def _imports_of(source: str) -> tuple[tuple[str, str], ...]:
+    """:func:`imported_names` of a cell's source, as pairs (none if it is not Python)."""
+    tree = parse_cell(source)
+    return () if tree is None else tuple(imported_names(tree).items())
+
+
+@by_source
+def _violations_of(source: str, forbidden: frozenset[str],
+                   notebook_imports: tuple[tuple[str, str], ...]) -> tuple[Violation, ...]:
+    """:func:`find_violations`, as a tuple."""
+    return tuple(find_violations(source, set(forbidden), dict(notebook_imports)))
+
+
 def refuse_cells(cells, forbidden: set[str], is_student_cell,
                  lang: str = language.ENGLISH) -> list[tuple[int, object, list]]:
     """Replace every student cell the autograder refuses to run, in place.
@@ -360,13 +375,14 @@ def refuse_cells(cells, forbidden: set[str], is_student_cell,
     """
     imports: dict[str, str] = {}
     for cell in cells:
-        if cell["cell_type"] == "code" and (tree := parse_cell(cell["source"])) is not None:
-            imports.update(imported_names(tree))
+        if cell["cell_type"] == "code":
+            imports.update(_imports_of(cell["source"]))
     refused = []
+    frozen, notebook_imports = frozenset(forbidden), tuple(imports.items())
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code" or not is_student_cell(cell):
             continue
-        violations = find_violations(cell["source"], forbidden, imports)
+        violations = list(_violations_of(cell["source"], frozen, notebook_imports))
         if violations:
             tree = parse_cell(cell["source"])
             defines = defined_functions(tree) if tree is not None else set()

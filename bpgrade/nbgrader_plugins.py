@@ -56,7 +56,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Bool, Enum, Integer, Unicode
 
-from . import language
+from . import language, memo
 from .integrity import forbidden_names, refuse_cells
 from .kernel import (
     BUDGET_WARNING,
@@ -502,6 +502,41 @@ class ClearSolutionsInLanguage(ClearSolutions):
             self.code_stub = english
 
 
+def _solution_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code" and utils.is_solution(c)]
+
+
+def _source_path(config, resources) -> Path | None:
+    """The instructor's source notebook of the notebook being converted (in the course's
+    ``source_directory``), or ``None`` outside a course."""
+    info = (resources or {}).get("nbgrader") or {}
+    assignment, notebook = info.get("assignment"), info.get("notebook")
+    if not (assignment and notebook):
+        return None
+    coursedir = CourseDirectory(config=config)
+    return Path(coursedir.format_path(coursedir.source_directory, ".", assignment),
+                f"{notebook}.ipynb")
+
+
+_FROM_SOURCE: dict[tuple[str, str], tuple[tuple, object]] = {}
+
+
+def from_source(path: Path, what: str, derive):
+    """``derive(the notebook at path)``, kept for the next student while the file is
+    unchanged (its inode, size and modification time): a worker grades a class against
+    one instructor's notebook, which nbgrader would otherwise read for each student.
+    Read every time when :data:`bpgrade.memo.ON` is false (the classic path)."""
+    if not memo.ON:
+        return derive(nbformat.read(path, as_version=4))
+    stat = path.stat()
+    stamp = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = (str(path.resolve()), what)
+    kept = _FROM_SOURCE.get(key)
+    if kept is None or kept[0] != stamp:
+        kept = _FROM_SOURCE[key] = (stamp, derive(nbformat.read(path, as_version=4)))
+    return kept[1]
+
+
 class CheckIntegrity(NbGraderPreprocessor):
     """Refuse student cells that tamper with modules or use bplib's reference.
 
@@ -517,23 +552,27 @@ class CheckIntegrity(NbGraderPreprocessor):
 
     def source_solution_cells(self, nb, resources) -> list:
         """The solution cells of the instructor's notebook, else of ``nb``."""
-        info = (resources or {}).get("nbgrader") or {}
-        assignment, notebook = info.get("assignment"), info.get("notebook")
-        if assignment and notebook:
-            coursedir = CourseDirectory(config=self.config)
-            path = Path(coursedir.format_path(coursedir.source_directory, ".", assignment),
-                        f"{notebook}.ipynb")
-            if path.is_file():
-                source = nbformat.read(path, as_version=4)
-                return [c for c in source.cells if c.cell_type == "code" and utils.is_solution(c)]
+        path = _source_path(self.config, resources)
+        if path is not None and path.is_file():
+            return _solution_cells(nbformat.read(path, as_version=4))
+        if path is not None:
             self.log.warning("integrity: no source notebook %s; the exercise's functions are "
                              "read from the submission", path)
-        return [c for c in nb.cells if c.cell_type == "code" and utils.is_solution(c)]
+        return _solution_cells(nb)
+
+    def forbidden(self, nb, resources) -> set[str]:
+        """:func:`~bpgrade.integrity.forbidden_names` of :meth:`source_solution_cells`;
+        of the instructor's notebook, read once while it is unchanged."""
+        path = _source_path(self.config, resources)
+        if path is not None and path.is_file():
+            return set(from_source(path, "forbidden", lambda source: frozenset(
+                forbidden_names(_solution_cells(source)))))
+        return forbidden_names(self.source_solution_cells(nb, resources))
 
     def preprocess(self, nb, resources):
         if not self.enabled:
             return nb, resources
-        forbidden = forbidden_names(self.source_solution_cells(nb, resources))
+        forbidden = self.forbidden(nb, resources)
         refused = []
         def is_student_cell(c) -> bool:  # test cells and locked cells are restored anyway
             return not ((utils.is_grade(c) and not utils.is_solution(c)) or utils.is_locked(c))
@@ -576,11 +615,9 @@ class RepairNotebook(NbGraderPreprocessor):
             self.log.warning("repair: no gradebook for this notebook; not checked")
             return None
         ids: dict[str, str] = {}
-        coursedir = CourseDirectory(config=self.config)
-        path = Path(coursedir.format_path(coursedir.source_directory, ".", assignment),
-                    f"{notebook}.ipynb")
-        if path.is_file():
-            ids = cell_ids(nbformat.read(path, as_version=4))
+        path = _source_path(self.config, resources)
+        if path is not None and path.is_file():
+            ids = dict(from_source(path, "cell ids", cell_ids))
         with Gradebook(db_url) as gb:
             try:
                 source = gb.find_notebook(notebook, assignment)

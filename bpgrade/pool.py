@@ -116,6 +116,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from . import memo
 from .course import CONFIG_FILES, IGNORE, tools_on_path
 from .submission import (
     NOTES_KEY,
@@ -473,6 +474,9 @@ def nbgrader_reuse(engines: dict, keep: bool = True, fast: bool = False,
       the disk (SQLite ``synchronous=OFF``, the rollback journal in memory). The
       course's own gradebook is never in ``scratch``: its writes keep SQLite's
       crash safety, which the client's journal relies on.
+    * what the grader derives from a cell's source alone or from the instructor's
+      notebook is kept for the next student (:mod:`bpgrade.memo`); without ``fast``
+      it is derived anew each time.
 
     Nothing else changes: every gradebook, database and check is the same. Unless
     ``keep``, the engines are disposed of and forgotten at the end of the block.
@@ -531,11 +535,13 @@ def nbgrader_reuse(engines: dict, keep: bool = True, fast: bool = False,
     api.create_engine, jsonschema.validate = create_engine, validate
     if fast:
         api.Gradebook.__init__ = gradebook_init_shared
+    kept, memo.ON = memo.ON, fast
     try:
         yield
     finally:
         api.create_engine, jsonschema.validate = real_engine, real_validate
         api.Gradebook.__init__ = real_init
+        memo.ON = kept
         if not keep:
             for engine in engines.values():
                 _CHECKED.pop(engine, None)

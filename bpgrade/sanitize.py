@@ -47,6 +47,7 @@ from xml.etree import ElementTree
 
 from jinja2 import pass_context
 
+from .memo import by_source
 from .submission import shown
 
 # ------------------------------------------------------------------------- HTML
@@ -199,7 +200,22 @@ def render_markdown(source: str, attachments: dict | None = None) -> str:
 
 def markdown_problems(source: str, attachments: dict | None = None) -> list[str]:
     """What in a markdown cell a cleaned page would not keep (its rendering checked by
-    :func:`html_problems`, its math by :func:`tex_problems`); [] when nothing."""
+    :func:`html_problems`, its math by :func:`tex_problems`); [] when nothing.
+
+    The answer for a cell without attachments is kept for the next call with the same
+    source (:func:`bpgrade.memo.by_source`: most markdown cells of a class's submissions
+    are the release's)."""
+    if not attachments:
+        return list(_plain_markdown_problems(source))
+    return _markdown_problems(source, attachments)
+
+
+@by_source
+def _plain_markdown_problems(source: str) -> tuple[str, ...]:
+    return tuple(_markdown_problems(source, None))
+
+
+def _markdown_problems(source: str, attachments: dict | None) -> list[str]:
     try:
         rendered = render_markdown(source, attachments)
     except Exception:  # noqa: BLE001 - a renderer that fails on it: shown as text

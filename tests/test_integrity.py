@@ -19,7 +19,7 @@ import pytest
 from traitlets.config import Config
 
 import bplib
-from bpgrade import integrity
+from bpgrade import integrity, memo
 from bpgrade.nbgrader_plugins import CheckIntegrity
 
 USES_LINEAR = "from bplib import Linear\ndef forward(x):\n    return Linear(2, 2)"
@@ -143,3 +143,71 @@ def test_each_exercise_forbids_every_bplib_object_that_implements_its_functions(
     missing = _implementers(functions & set(_bplib_objects())) - integrity.forbidden_names(cells)
     assert not missing, (f"{path.stem}: bplib's {sorted(missing)} implement a function the "
                          f"students write; list them in the solution cell's bpgrade.reference")
+
+
+# ----------------------------------------------------------------- kept between notebooks
+
+
+def _refused(source: str) -> list[list[str]]:
+    cells = [{"cell_type": "code", "source": "import numpy as np"},
+             {"cell_type": "code", "source": source}]
+    return [[str(v) for v in found]
+            for _, _, found in integrity.refuse_cells(cells, {"linear_backward"},
+                                                      lambda c: True)]
+
+
+def test_a_cells_analysis_is_kept_for_the_next_notebook_and_is_the_same():
+    """A worker grades a class: the analysis of a cell source is kept (issue #24), and
+    the answer is what a fresh analysis gives."""
+    source = "np.sum = len\nfrom bplib.functional import linear_backward"
+    integrity._violations_of.cache_clear()
+    first = _refused(source)
+    assert integrity._violations_of.cache_info().currsize == 2  # both cells
+    assert _refused(source) == first and integrity._violations_of.cache_info().hits == 2
+    integrity._violations_of.cache_clear()
+    assert _refused(source) == first and len(first[0]) == 2, first
+
+
+def test_nothing_is_kept_on_the_classic_path():
+    """``nbgrader_reuse(fast=False)`` (``--classic``) turns :data:`bpgrade.memo.ON` off:
+    every notebook is analysed anew, as before issue #24."""
+    from bpgrade.pool import nbgrader_reuse
+
+    integrity._violations_of.cache_clear()
+    with nbgrader_reuse({}, keep=False, fast=False):
+        assert not memo.ON
+        _refused("np.sum = len")
+    assert memo.ON and integrity._violations_of.cache_info().currsize == 0
+    with nbgrader_reuse({}, keep=False, fast=True):
+        _refused("np.sum = len")
+    assert integrity._violations_of.cache_info().currsize == 2
+
+
+def test_a_long_cell_is_analysed_every_time_and_not_kept():
+    source = "np.sum = len\n" + "#" * memo.MAX_CHARS
+    integrity._violations_of.cache_clear()
+    integrity._imports_of.cache_clear()
+    assert _refused(source) == _refused(source) and len(_refused(source)[0]) == 1
+    assert integrity._violations_of.cache_info().currsize == 1  # "import numpy as np"
+    assert integrity._imports_of.cache_info().currsize == 1
+
+
+def test_the_instructors_notebook_is_read_once_while_it_is_unchanged(tmp_path):
+    """``from_source`` keeps what it derives from the instructor's notebook for the next
+    student (issue #24) and reads the notebook again once it changed."""
+    from bpgrade.nbgrader_plugins import from_source
+
+    path = tmp_path / "ex.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nbformat.write(nb, path)
+    reads = []
+
+    def sources(source):
+        reads.append(1)
+        return tuple(c.source for c in source.cells)
+
+    assert from_source(path, "test", sources) == ("x = 1",)
+    assert from_source(path, "test", sources) == ("x = 1",) and len(reads) == 1
+    nb.cells.append(nbformat.v4.new_code_cell("y = 2"))
+    nbformat.write(nb, path)
+    assert from_source(path, "test", sources) == ("x = 1", "y = 2") and len(reads) == 2

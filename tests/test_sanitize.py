@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from bpgrade import sanitize
+from bpgrade import memo, sanitize
 
 P = "top.PWNED=1"
 
@@ -145,3 +145,17 @@ def test_the_policy_allows_exactly_the_pages_own_scripts():
     policy = sanitize.content_security_policy(["a()", "b()"])
     assert policy.count("'sha256-") == 2 and "unsafe-inline" not in policy.split("style-src")[0]
     assert "default-src 'none'" in policy and "base-uri 'none'" in policy
+
+
+def test_a_markdown_cells_problems_are_kept_for_the_next_notebook_but_not_a_long_ones():
+    """A worker sanitises a class: the problems of a markdown source (without
+    attachments) are kept (issue #24); they are those of a fresh rendering."""
+    source = '<script>alert(1)</script> and <a href="javascript:x">a link</a>'
+    sanitize._plain_markdown_problems.cache_clear()
+    first = sanitize.markdown_problems(source)
+    assert first == sanitize._markdown_problems(source, None) and len(first) >= 2, first
+    assert sanitize.markdown_problems(source) == first
+    assert sanitize._plain_markdown_problems.cache_info().hits == 1
+    long = source + " " * memo.MAX_CHARS
+    assert sanitize.markdown_problems(long) == sanitize._markdown_problems(long, None)
+    assert sanitize._plain_markdown_problems.cache_info().currsize == 1

@@ -18,6 +18,8 @@ module                                what it holds
 ``bpgrade.checks.diagnoses``          every diagnosis id, once: its message and book section
 ``bpgrade.checks.compare``            what every check shares: reading what came back,
                                       comparing arrays, the words for what differs
+``bpgrade.checks.numgrad``            the grader's numerical gradients, every entry in
+                                      one evaluation of bplib's reference
 ``bpgrade.checks.ex01_perceptron``    exercise 1: the perceptron rule
 ``bpgrade.checks.ex02_forward``       exercise 2: forward functions
 ``bpgrade.checks.ex03_error``         exercise 3: losses and their gradients
