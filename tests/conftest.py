@@ -42,6 +42,16 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.slow)
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` hands out the files that hold a worker longest first
+    (tests/scheduling.py)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from scheduling import HeaviestFirst
+
+    return HeaviestFirst(config, log)
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root (the folder with ``_config.yml`` and ``pyproject.toml``)."""

@@ -1,0 +1,61 @@
+"""How ``pytest -n N --dist loadfile`` hands the test files to its workers (``make test``).
+
+xdist's ``loadfile`` keeps each file on one worker (a module's course is built once)
+and hands the files out in order of their number of tests, most first. That puts the
+files that hold a worker longest, which have few tests behind one expensive fixture
+(the pipeline's course, the Binder install, the class report), near the end of the
+queue: the last of them starts when the other worker has nothing left, and the run waits
+for it alone. :class:`HeaviestFirst` hands them out by the time they hold a worker
+(:data:`SECONDS`, measured with ``--durations=0``), longest first; a worker that becomes
+free takes the next one (Graham's longest-processing-time rule), so the short files fill
+in around the long ones at the end. Files not in the table come after, most tests first,
+as before.
+
+:data:`TOGETHER` sends files that read the same expensive course to the worker of the
+file that builds it (the course is built once per worker process).
+"""
+
+from __future__ import annotations
+
+from xdist.scheduler import LoadFileScheduling
+
+# Seconds a file holds one worker of `make test` (2 cores, pytest -n 2): its fixtures'
+# set-up and its tests, from `pytest -n 2 --dist loadfile --durations=0` summed by file
+# (rounded; only the order matters). Refresh when a file's time changes a lot.
+SECONDS = {
+    "tests/test_pipeline.py": 400,
+}
+
+# file -> the file whose worker runs it too, because it reads the course that file builds
+TOGETHER = {
+    "tests/test_feedback_offline.py": "tests/test_lms.py",  # test_lms.graded_course
+}
+
+
+def file_of(nodeid: str) -> str:
+    """The scope of a test: its file, or the file it must share a worker with."""
+    path = nodeid.split("::", 1)[0]
+    return TOGETHER.get(path, path)
+
+
+def order(workqueue: dict[str, dict]) -> list[str]:
+    """The scopes in the order they are handed out: known cost, longest first; then the
+    rest, most tests first (xdist's own order)."""
+    return sorted(workqueue, key=lambda scope: (-SECONDS.get(scope, 0), -len(workqueue[scope])))
+
+
+class HeaviestFirst(LoadFileScheduling):
+    """``--dist loadfile``, with the files ordered by :func:`order` and grouped by
+    :func:`file_of`."""
+
+    _ordered = False
+
+    def _split_scope(self, nodeid: str) -> str:
+        return file_of(nodeid)
+
+    def _assign_work_unit(self, node) -> None:
+        if not self._ordered:  # the queue is complete before the first unit is handed out
+            for scope in order(self.workqueue):
+                self.workqueue.move_to_end(scope)
+            self._ordered = True
+        super()._assign_work_unit(node)
