@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# `--dist loadfile` hands out the files that hold a worker longest first (a hook)
+from scheduling import pytest_xdist_make_scheduler  # noqa: F401
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE_DIR = REPO_ROOT / "_build" / "html"
 
@@ -40,16 +43,6 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if NEEDS_THE_BOOK.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-
-
-def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadfile`` hands out the files that hold a worker longest first
-    (tests/scheduling.py)."""
-    if config.getvalue("dist") != "loadfile":
-        return None
-    from scheduling import HeaviestFirst
-
-    return HeaviestFirst(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,13 @@ def order(workqueue: dict[str, dict]) -> list[str]:
     return sorted(workqueue, key=lambda scope: (-SECONDS.get(scope, 0), -len(workqueue[scope])))
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` is :class:`HeaviestFirst` (a hook: conftest.py imports it)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    return HeaviestFirst(config, log)
+
+
 class HeaviestFirst(LoadFileScheduling):
     """``--dist loadfile``, with the files ordered by :func:`order` and grouped by
     :func:`file_of`."""
@@ -59,3 +66,23 @@ class HeaviestFirst(LoadFileScheduling):
                 self.workqueue.move_to_end(scope)
             self._ordered = True
         super()._assign_work_unit(node)
+
+
+def seconds_by_file(log: str) -> dict[str, float]:
+    """Per file (:func:`file_of`), the sum of the set-up, call and teardown times that
+    ``pytest --durations=0`` printed (``-vv`` also prints those under 5 ms)."""
+    import re
+
+    total: dict[str, float] = {}
+    for seconds, nodeid in re.findall(r"^([0-9.]+)s (?:setup|call|teardown) +(\S+)", log,
+                                      re.MULTILINE):
+        scope = file_of(nodeid)
+        total[scope] = total.get(scope, 0.0) + float(seconds)
+    return dict(sorted(total.items(), key=lambda item: -item[1]))
+
+
+if __name__ == "__main__":  # python tests/scheduling.py LOG: the table, from a run's log
+    import sys
+
+    for scope, seconds in seconds_by_file(open(sys.argv[1]).read()).items():
+        print(f"    {scope!r}: {seconds:.0f},")
