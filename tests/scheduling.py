@@ -9,7 +9,8 @@ for it alone. :class:`HeaviestFirst` hands them out by the time they hold a work
 (:data:`SECONDS`, measured with ``--durations=0``), longest first; a worker that becomes
 free takes the next one (Graham's longest-processing-time rule), so the short files fill
 in around the long ones at the end. Files not in the table come after, most tests first,
-as before.
+as before. A worker gets its next file when one test of its current file is left (xdist:
+two), so that a long test near the end of a file does not hold the next file back.
 
 :data:`TOGETHER` sends files that read the same expensive course to the worker of the
 file that builds it (the course is built once per worker process).
@@ -59,6 +60,15 @@ class HeaviestFirst(LoadFileScheduling):
 
     def _split_scope(self, nodeid: str) -> str:
         return file_of(nodeid)
+
+    def _reschedule(self, node) -> None:
+        # xdist sends a worker its next file when two of its tests are left. A worker runs
+        # every test but its last before it knows what comes next, so one is enough, and a
+        # long test second to last (the Binder install, minutes) no longer ties the next
+        # file to a worker that is busy for minutes while another one has nothing to do.
+        if (node.shutting_down or not self.workqueue
+                or self._pending_of(self.assigned_work[node]) <= 1):
+            super()._reschedule(node)
 
     def _assign_work_unit(self, node) -> None:
         if not self._ordered:  # the queue is complete before the first unit is handed out

@@ -77,3 +77,34 @@ def test_xdist_runs_the_longest_file_first_and_a_reader_after_its_builder(tmp_pa
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     ran = [line.split()[0] for line in log.read_text().splitlines()]
     assert ran == ["b0", "c0", "a0", "a1", "a2"], ran
+
+
+def _run_files(tmp_path: Path, conftest: str, files: dict[str, list[float]],
+               workers: int) -> dict[str, str]:
+    """``pytest -n WORKERS --dist loadfile`` of files whose tests sleep the given seconds;
+    return the worker each test ran on, by test name (``a0``, ``a1`` ...)."""
+    log = tmp_path / "order.log"
+    (tmp_path / "conftest.py").write_text(conftest)
+    for name, sleeps in files.items():
+        tests = "".join(f"def test_{name}{i}():\n    time.sleep({s})\n    _log('{name}{i}')\n"
+                        for i, s in enumerate(sleeps))
+        (tmp_path / f"test_{name}.py").write_text(
+            "import time\n" + RECORD.format(log=str(log)) + tests)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-n", str(workers), "--dist",
+                           "loadfile", "-p", "no:cacheprovider", "-q", str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return dict(line.split() for line in log.read_text().splitlines())
+
+
+@pytest.mark.slow
+def test_a_long_test_second_to_last_does_not_tie_the_next_file_to_its_worker(tmp_path):
+    """Two workers: one runs test_a, whose second test sleeps 6 s, the other test_b (two
+    tests of 2 s), then test_c. test_d must go to the worker that is free first, test_b's
+    (xdist would send it to test_a's worker as soon as a0 is done, behind the 6 s)."""
+    conftest = CONFTEST.replace('{"test_b.py": 100}', '{"test_a.py": 100, "test_b.py": 90, '
+                                '"test_c.py": 80, "test_d.py": 70}').replace(
+        '{"test_c.py": "test_b.py"}', "{}")
+    ran = _run_files(tmp_path, conftest, {"a": [0, 6, 0], "b": [2, 2], "c": [0], "d": [0]}, 2)
+    assert ran["a0"] == ran["a1"] == ran["a2"] != ran["b0"] == ran["b1"], ran
+    assert ran["d0"] == ran["b0"], ran
