@@ -12,9 +12,6 @@ from pathlib import Path
 
 import pytest
 
-# `--dist loadfile` hands out the files that hold a worker longest first (a hook)
-from scheduling import pytest_xdist_make_scheduler  # noqa: F401
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SITE_DIR = REPO_ROOT / "_build" / "html"
 
@@ -37,6 +34,15 @@ def require(problem: str | None, what: str) -> None:
 # drives the browser or builds the book's messages (tests/test_i18n.py's `fresh_pot`, a
 # Sphinx build of every page) is slow whatever its own marks say.
 NEEDS_THE_BOOK = {"built_site", "site_url", "browser", "fresh_pot"}
+
+
+def pytest_configure(config) -> None:
+    """With xdist (not under ``-p no:xdist``), ``--dist loadfile`` hands out the files that
+    hold a worker longest first (tests/scheduling.py)."""
+    if config.pluginmanager.hasplugin("xdist"):
+        import scheduling
+
+        config.pluginmanager.register(scheduling, "scheduling")
 
 
 def pytest_collection_modifyitems(config, items) -> None:

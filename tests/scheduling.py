@@ -71,7 +71,8 @@ def order(workqueue: dict[str, dict]) -> list[str]:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``--dist loadfile`` is :class:`HeaviestFirst` (a hook: conftest.py imports it)."""
+    """``--dist loadfile`` is :class:`HeaviestFirst` (a hook: conftest.py registers this
+    module as a plugin when xdist is there)."""
     if config.getvalue("dist") != "loadfile":
         return None
     return HeaviestFirst(config, log)

@@ -50,7 +50,7 @@ import sys
 sys.path.insert(0, {str(TESTS)!r})
 import pytest
 import scheduling
-from scheduling import pytest_xdist_make_scheduler
+pytest_plugins = ["scheduling"]
 scheduling.SECONDS = {{"test_b.py": 100}}
 scheduling.TOGETHER = {{"test_c.py": "test_b.py"}}
 """
