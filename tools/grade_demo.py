@@ -115,6 +115,7 @@ def grade_at_once(course: Course, scheduler: str, timeout: float = 1800) -> dict
 
     Each assignment's wall time (from the common start to its grader's exit) is
     ``course.seconds["autograde <a>"]``, its grader's output ``course.logs["autograde <a>"]``."""
+    add_students(course)
     logs = Path(tempfile.mkdtemp(prefix="autograde-logs-"))
     start = time.perf_counter()
     procs = {}
@@ -136,6 +137,24 @@ def grade_at_once(course: Course, scheduler: str, timeout: float = 1800) -> dict
         course.logs[f"autograde {a}"] = (logs / f"{a}.log").read_text(errors="replace")
     shutil.rmtree(logs, ignore_errors=True)
     return {a: proc.returncode for a, proc in procs.items()}
+
+
+def add_students(course: Course) -> None:
+    """Every student with a submission of one of the course's assignments, added to its
+    gradebook (as ``nbgrader db student add`` does) before the graders of
+    :func:`grade_at_once` start: each grader adds a student the first time it saves one
+    of theirs, and two graders of one class, started together, both found ``blank``
+    missing and the second insert failed (``UNIQUE constraint failed: student.id``)."""
+    from nbgrader.api import Gradebook
+
+    from bpgrade.course import tools_on_path
+    from bpgrade.pool import course_settings, submitted_students, with_busy_timeout
+
+    url, course_id = course_settings(course.root)
+    students = sorted({s for a in course.assignments for s in submitted_students(course.root, a)})
+    with tools_on_path(), Gradebook(with_busy_timeout(url), course_id) as gb:
+        for student in students:
+            gb.update_or_create_student(student)
 
 
 def feedback(course: Course) -> None:
