@@ -105,7 +105,9 @@ pdf: book
 	fi
 
 # --dist loadfile: each test module on one worker, so a module's expensive course fixture is
-# built once (pytest 9.2 broke xdist's loadgroup: pytest-xdist issue #1386).
+# built once (pytest 9.2 broke xdist's loadgroup: pytest-xdist issue #1386). The files that
+# hold a worker longest are handed out first, and a file that reads another's course goes
+# to its worker (tests/scheduling.py; refresh its table from --durations=0).
 # The PDF test (tests/test_pdf.py) reads _build/pdf/book.pdf: `pdf` builds the site first.
 test: PDF_OPTIONAL := 1
 test: book pdf

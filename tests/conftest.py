@@ -36,6 +36,15 @@ def require(problem: str | None, what: str) -> None:
 NEEDS_THE_BOOK = {"built_site", "site_url", "browser", "fresh_pot"}
 
 
+def pytest_configure(config) -> None:
+    """With xdist (not under ``-p no:xdist``), ``--dist loadfile`` hands out the files that
+    hold a worker longest first (tests/scheduling.py)."""
+    if config.pluginmanager.hasplugin("xdist"):
+        import scheduling
+
+        config.pluginmanager.register(scheduling, "scheduling")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if NEEDS_THE_BOOK.intersection(getattr(item, "fixturenames", ())):

@@ -59,9 +59,11 @@ def sampled_assignments(root: Path = ROOT) -> list[str]:
     return [a for a in assignments(root) if (corpus.HERE / language.base_assignment(a)).is_dir()]
 
 
-def make_course(dest: Path, names: list[str], source_root: Path = ROOT) -> Course:
-    """A throw-away course with the course's configuration and the named assignments."""
-    return _make_course(dest, names, source_root)
+def make_course(dest: Path, names: list[str], source_root: Path = ROOT,
+                extra_config: str = "") -> Course:
+    """A throw-away course with the course's configuration and the named assignments
+    (``extra_config`` is added to its ``nbgrader_config.py``)."""
+    return _make_course(dest, names, source_root, extra_config)
 
 
 def release(course: Course) -> None:
@@ -96,35 +98,63 @@ def autograde_on_dask(course: Course, jobs: int, timeout: float = 1800) -> None:
     is still running after ``timeout`` seconds (it is then killed)."""
     from bpgrade.pool import dask_client
 
-    logs = Path(tempfile.mkdtemp(prefix="autograde-logs-"))
     start = time.perf_counter()
     with dask_client(None, jobs) as client:
-        address = client.scheduler.address
-        procs = {}
-        for a in course.assignments:
-            with open(logs / f"{a}.log", "wb") as out:
-                procs[a] = subprocess.Popen(
-                    [sys.executable, "-m", "bpgrade", "autograde", a, "--scheduler", address],
-                    cwd=course.root, env=tools_env(), stdout=out, stderr=subprocess.STDOUT)
-        while running := [a for a, p in procs.items() if f"autograde {a}" not in course.seconds]:
-            for a in running:
-                if procs[a].poll() is not None:
-                    course.seconds[f"autograde {a}"] = time.perf_counter() - start
-                elif time.perf_counter() - start > timeout:
-                    procs[a].kill()
-                    procs[a].wait()
-                    course.seconds[f"autograde {a}"] = time.perf_counter() - start
-            time.sleep(0.2)
+        status = grade_at_once(course, client.scheduler.address, timeout)
     course.seconds["autograde"] = time.perf_counter() - start
-    failed = []
-    for a, proc in procs.items():
-        course.logs[f"autograde {a}"] = (logs / f"{a}.log").read_text(errors="replace")
-        if proc.returncode != 0:
-            failed.append(f"bpgrade autograde {a} exited {proc.returncode}:\n"
-                          + course.logs[f"autograde {a}"][-3000:])
-    shutil.rmtree(logs, ignore_errors=True)
+    failed = [f"bpgrade autograde {a} exited {code}:\n" + course.logs[f"autograde {a}"][-3000:]
+              for a, code in status.items() if code != 0]
     if failed:
         raise RuntimeError("\n".join(failed))
+
+
+def grade_at_once(course: Course, scheduler: str, timeout: float = 1800) -> dict[str, int]:
+    """``python -m bpgrade autograde <assignment> --scheduler SCHEDULER`` for every
+    assignment of the course, all started at once; return each grader's exit status
+    (``-9`` when it was still running after ``timeout`` seconds and was killed).
+
+    Each assignment's wall time (from the common start to its grader's exit) is
+    ``course.seconds["autograde <a>"]``, its grader's output ``course.logs["autograde <a>"]``."""
+    add_students(course)
+    logs = Path(tempfile.mkdtemp(prefix="autograde-logs-"))
+    start = time.perf_counter()
+    procs = {}
+    for a in course.assignments:
+        with open(logs / f"{a}.log", "wb") as out:
+            procs[a] = subprocess.Popen(
+                [sys.executable, "-m", "bpgrade", "autograde", a, "--scheduler", scheduler],
+                cwd=course.root, env=tools_env(), stdout=out, stderr=subprocess.STDOUT)
+    while running := [a for a in procs if f"autograde {a}" not in course.seconds]:
+        for a in running:
+            if procs[a].poll() is not None:
+                course.seconds[f"autograde {a}"] = time.perf_counter() - start
+            elif time.perf_counter() - start > timeout:
+                procs[a].kill()
+                procs[a].wait()
+                course.seconds[f"autograde {a}"] = time.perf_counter() - start
+        time.sleep(0.2)
+    for a in procs:
+        course.logs[f"autograde {a}"] = (logs / f"{a}.log").read_text(errors="replace")
+    shutil.rmtree(logs, ignore_errors=True)
+    return {a: proc.returncode for a, proc in procs.items()}
+
+
+def add_students(course: Course) -> None:
+    """Every student with a submission of one of the course's assignments, added to its
+    gradebook (as ``nbgrader db student add`` does) before the graders of
+    :func:`grade_at_once` start: each grader adds a student the first time it saves one
+    of theirs, and two graders of one class, started together, both found ``blank``
+    missing and the second insert failed (``UNIQUE constraint failed: student.id``)."""
+    from nbgrader.api import Gradebook
+
+    from bpgrade.course import tools_on_path
+    from bpgrade.pool import course_settings, submitted_students, with_busy_timeout
+
+    url, course_id = course_settings(course.root)
+    students = sorted({s for a in course.assignments for s in submitted_students(course.root, a)})
+    with tools_on_path(), Gradebook(with_busy_timeout(url), course_id) as gb:
+        for student in students:
+            gb.update_or_create_student(student)
 
 
 def feedback(course: Course) -> None:
