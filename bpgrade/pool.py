@@ -942,6 +942,9 @@ def _metadata_lines(notebooks: list[Path], key: str, same: bool = False) -> list
 # ----------------------------------------------------------------------- the client
 
 
+SAVE_ATTEMPTS = 3  # a student's grades, saved again after a concurrent insert collided
+
+
 class Importer:
     """Writes a worker's result into the course: ``autograded/`` and the gradebook."""
 
@@ -971,11 +974,22 @@ class Importer:
         if folder.exists():
             shutil.rmtree(folder)
         _write_tree(folder, result["files"])
+        from nbgrader.api import InvalidEntry
+
         stamp = {"timestamp": parse_utc(result["timestamp"])} if result["timestamp"] else {}
-        transaction = (one_transaction(self.db_url) if self.one_transaction
-                       else contextlib.nullcontext())
-        with transaction:
-            self._save_grades(student, result, folder, stamp)
+        for attempt in range(SAVE_ATTEMPTS):
+            transaction = (one_transaction(self.db_url) if self.one_transaction
+                           else contextlib.nullcontext())
+            try:
+                with transaction:
+                    self._save_grades(student, result, folder, stamp)
+                return
+            except InvalidEntry:
+                # Another grader of the same gradebook (another assignment's, started
+                # together) added this student between nbgrader's look-up and its insert:
+                # the insert failed and was rolled back; the look-up now finds the student.
+                if attempt == SAVE_ATTEMPTS - 1:
+                    raise
 
     def _save_grades(self, student: str, result: dict, folder: Path, stamp: dict) -> None:
         import nbformat
