@@ -217,6 +217,7 @@ def _become_kernel(request: dict, fd: dict[str, int], ready_w: int) -> None:
         _drop_privileges(run_as)
         os.environ.clear()
         os.environ.update(request["env"])
+        os.environ["PWD"] = request["workdir"]  # as bubblewrap's --chdir sets it
         _reseed()
         sys.argv = list(request["argv"])
         sys.orig_argv = list(request["orig_argv"])
@@ -371,8 +372,9 @@ class Spawn:
 class Zygote:
     """A running zygote: its process and its socket."""
 
-    def __init__(self, env: dict[str, str], python: str | None = None):
-        self.folder = Path(tempfile.mkdtemp(prefix="bpgrade-zygote-"))  # 0700
+    def __init__(self, env: dict[str, str], python: str | None = None,
+                 folder: Path | None = None):
+        self.folder = Path(tempfile.mkdtemp(prefix="bpgrade-zygote-", dir=folder))  # 0700
         self.path = str(self.folder / SOCKET_NAME)
         self.proc = subprocess.Popen(
             [python or sys.executable, "-P", "-c", BOOT, self.path], env=env, cwd="/",
