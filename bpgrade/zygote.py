@@ -71,7 +71,7 @@ CLONE = {"cgroup": 0x02000000, "ipc": 0x08000000, "uts": 0x04000000, "net": 0x40
 BOOT = ("import sys; sys.modules['debugpy'] = None\n"
         "from bpgrade.zygote import serve; serve(sys.argv[1])")
 PRELOAD = ("bpgrade.checks", "ipykernel.kernelapp", "ipykernel.ipkernel",
-           "ipykernel.zmqshell")
+           "ipykernel.zmqshell", "numpy.random")
 NOT_STARTED = 70  # the kernel's status when its set-up failed before ipykernel ran
 _MAX_REQUEST = 1 << 20
 _MAX_FDS = 16
@@ -251,12 +251,12 @@ def _drop_privileges(run_as: int | None) -> None:
 
 
 def _reseed() -> None:
-    """numpy's global generator was seeded once, in the zygote: every kernel would
-    draw the same numbers. A cold kernel seeds it from the OS; so does this one.
-    (Python's ``random`` reseeds itself after a fork.)"""
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed()
+    """numpy's global generator was seeded once, in the zygote (:data:`PRELOAD`):
+    every kernel would draw the same numbers. A cold kernel seeds it from the system;
+    so does this one. (Python's ``random`` reseeds itself after a fork.)"""
+    random = sys.modules.get("numpy.random")
+    if random is not None:
+        random.seed()
 
 
 def _run_ipykernel() -> int:
