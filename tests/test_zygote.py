@@ -218,13 +218,18 @@ def test_a_kernel_from_the_zygote_reports_the_same_sandbox_as_a_cold_one(
 
 STUDENT_A = r'''
 import bplib, bpgrade.checks, numpy, os, subprocess, threading, time
+drawn = numpy.random.random()
 open("/tmp/left_by_a", "w").write("{token}")
-numpy.left_by_a = bplib.left_by_a = bpgrade.checks.left_by_a = "{token}"
+for module in (numpy, bplib, bpgrade.checks):
+    try:
+        module.left_by_a = "{token}"
+    except AttributeError:  # the checks are read-only (bpgrade/checks/_trust.py)
+        pass
 numpy.allclose = lambda *a, **k: True
-bpgrade.checks.check_linear_backward = lambda *a, **k: None
+bplib.rel_error = lambda *a, **k: 0.0
 threading.Thread(target=time.sleep, args=(600,), daemon=True, name="a_thread").start()
 subprocess.Popen(["sleep", "6064"], start_new_session=True)
-print(os.getpid(), numpy.random.random())
+print(os.getpid(), drawn, hasattr(numpy, "left_by_a"), hasattr(bplib, "left_by_a"))
 '''
 
 STUDENT_B = r'''
@@ -233,7 +238,7 @@ seen = []
 seen += ["file"] if os.path.exists("/tmp/left_by_a") else []
 seen += [m.__name__ for m in (numpy, bplib, bpgrade.checks) if hasattr(m, "left_by_a")]
 seen += ["allclose"] if numpy.allclose(1.0, 2.0) else []
-seen += ["checks"] if bpgrade.checks.check_linear_backward.__module__ == "__main__" else []
+seen += ["rel_error"] if bplib.rel_error(1.0, 2.0) == 0.0 else []
 seen += [t.name for t in threading.enumerate() if t.name == "a_thread"]
 for p in os.listdir("/proc"):
     if p.isdigit():
@@ -266,8 +271,8 @@ def _memory_holds(pid: int, needle: bytes) -> bool:
 
 
 def test_a_student_cannot_see_the_one_before(course):
-    """Student A leaves a file in /tmp, attributes on numpy, bplib and the checks, a
-    patched function, a thread and a background process; student B, forked next from
+    """Student A leaves a file in /tmp, attributes on numpy and bplib (the checks are
+    read-only), patched functions, a thread and a background process; student B, forked next from
     the same zygote, sees none of it, and the zygote holds nothing of A (not even the
     path of A's folder, which A's request to the zygote named)."""
     _require_bwrap()
@@ -283,6 +288,7 @@ def test_a_student_cannot_see_the_one_before(course):
     assert len(zygote._ZYGOTES) == 1 and z.alive(), "B was not forked from A's zygote"
     seen, _, random_b = b.split("] ")[0] + "]", *b.split("] ")[1].split()
     assert seen == "[]", b
+    assert a.split()[2:] == ["True", "True"], a  # A did leave them
     assert a.split()[1] != random_b, "A and B drew the same numbers from numpy"
     assert _memory_holds(z.proc.pid, z.path.encode()), "the scan does not work"
     assert not _memory_holds(z.proc.pid, token.encode()), "the zygote holds A's data"
