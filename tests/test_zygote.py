@@ -273,14 +273,15 @@ def _memory_holds(pid: int, needle: bytes) -> bool:
 def test_a_student_cannot_see_the_one_before(course):
     """Student A leaves a file in /tmp, attributes on numpy and bplib (the checks are
     read-only), patched functions, a thread and a background process; student B, forked next from
-    the same zygote, sees none of it, and the zygote holds nothing of A (not even the
-    path of A's folder, which A's request to the zygote named)."""
+    the same zygote, sees none of it, and the zygote holds nothing of A or B (not even
+    the path of their folders, which their requests to the zygote named)."""
     _require_bwrap()
     root, _ = course
     token = os.urandom(8).hex()
     folder_a = root / "submitted" / f"student_{token}" / "ex04_backward"
     folder_a.mkdir(parents=True)
-    folder_b = root / "submitted" / "bea" / "ex04_backward"
+    token_b = os.urandom(8).hex()
+    folder_b = root / "submitted" / f"student_{token_b}" / "ex04_backward"
     folder_b.mkdir(parents=True)
     a = _run([STUDENT_A.replace("{token}", token)], folder_a, root, use_zygote=True)[0]
     (z,) = zygote._ZYGOTES.values()
@@ -291,7 +292,8 @@ def test_a_student_cannot_see_the_one_before(course):
     assert a.split()[2:] == ["True", "True"], a  # A did leave them
     assert a.split()[1] != random_b, "A and B drew the same numbers from numpy"
     assert _memory_holds(z.proc.pid, z.path.encode()), "the scan does not work"
-    assert not _memory_holds(z.proc.pid, token.encode()), "the zygote holds A's data"
+    for name, secret in (("A", token), ("B", token_b)):
+        assert not _memory_holds(z.proc.pid, secret.encode()), f"the zygote holds {name}'s data"
     assert not [p for p in _live() if "6064" in p], "A's background process outlived A"
 
 
