@@ -71,7 +71,13 @@ CLONE = {"cgroup": 0x02000000, "ipc": 0x08000000, "uts": 0x04000000, "net": 0x40
 BOOT = ("import sys; sys.modules['debugpy'] = None\n"
         "from bpgrade.zygote import serve; serve(sys.argv[1])")
 PRELOAD = ("bpgrade.checks", "ipykernel.kernelapp", "ipykernel.ipkernel",
-           "ipykernel.zmqshell", "numpy.random")
+           "ipykernel.zmqshell", "numpy.random",
+           # and what ipykernel imports while it starts or runs a notebook's first cells
+           # (modules only: none starts a thread or reads a file of the sandbox)
+           "ipykernel.debugger", "IPython.core.debugger", "IPython.core.completerlib",
+           "IPython.core.oinspect", "IPython.core.logger", "IPython.extensions.storemagic",
+           "IPython.utils.wildcard", "tornado.platform.asyncio", "tornado.queues",
+           "tornado.locks", "tornado.gen", "faulthandler", "unicodedata", "resource")
 NOT_STARTED = 70  # the kernel's status when its set-up failed before ipykernel ran
 _MAX_REQUEST = 1 << 20
 _MAX_FDS = 16
