@@ -320,6 +320,7 @@ class SandboxedExecute(Execute):
             shutil.rmtree(runtime, ignore_errors=True)
 
     def _announce(self) -> None:
+        self._sandboxed = False
         try:
             KernelSpecManager().get_kernel_spec(self.sandbox_kernel)
         except NoSuchKernel:
