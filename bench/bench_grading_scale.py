@@ -331,12 +331,13 @@ def cluster_run(course: Path, label: str, workers: int, folder: Path) -> Row:
 
 
 def table(rows: list[Row], reference: Row) -> str:
-    head = (f"{'run':<48}{'seconds':>9}{'graded':>8}{'per minute':>12}{'speed-up':>10}"
+    width = max(48, *(len(r.label) + 2 for r in rows))
+    head = (f"{'run':<{width}}{'seconds':>9}{'graded':>8}{'per minute':>12}{'speed-up':>10}"
             f"{'CPU s/sub':>11}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = r.per_minute / reference.per_minute if reference.graded else float("nan")
-        line = (f"{r.label:<48}{r.seconds:>9.1f}{r.graded:>8}{r.per_minute:>12.1f}"
+        line = (f"{r.label:<{width}}{r.seconds:>9.1f}{r.graded:>8}{r.per_minute:>12.1f}"
                 f"{ratio:>10.2f}{r.cpu_per_submission:>11.2f}")
         lines.append(line + (f"   ({r.note})" if r.note else ""))
     return "\n".join(lines)

@@ -117,6 +117,15 @@ def serve(path: str) -> None:
     listener.listen(64)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    try:
+        _serve(listener, parent)
+    finally:  # the worker is gone (or stops it): so is the socket and its folder
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+            os.rmdir(os.path.dirname(path))
+
+
+def _serve(listener: socket.socket, parent: int) -> None:
     while os.getppid() == parent:
         readable, _, _ = select.select([listener], [], [], 1.0)
         with contextlib.suppress(ChildProcessError):

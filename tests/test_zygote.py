@@ -418,3 +418,20 @@ def test_without_a_zygote_the_launcher_says_the_kernel_starts_cold(tmp_path):
     env.pop(zygote.ENV_ZYGOTE, None)
     log = _launcher_log(tmp_path, env)
     assert f"cold kernel start ({zygote.ENV_ZYGOTE} is not set)" in log, log
+
+
+def test_the_zygote_ends_with_the_worker_that_started_it_and_takes_its_socket():
+    """A worker killed with SIGKILL runs no clean-up: its zygote must notice by itself."""
+    starter = ("import os, sys, time\nfrom bpgrade import zygote\n"
+               "z = zygote.zygote_for(dict(os.environ))\n"
+               "print(z.proc.pid, z.path, flush=True)\ntime.sleep(600)\n")
+    worker = subprocess.Popen([sys.executable, "-c", starter], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        pid, path = worker.stdout.readline().split()
+        assert Path(path).is_socket()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert _wait_for(lambda: not Path(f"/proc/{pid}").exists(), 20), "the zygote lives on"
+    assert not Path(path).parent.exists(), "the zygote left its socket behind"
