@@ -113,6 +113,7 @@ class Row:
     graded: int
     cpu: float  # CPU seconds the machine was busy during the run
     note: str = ""
+    scores: dict | None = None  # {student: {grade_id: score}}: the run's gradebook
 
     @property
     def per_minute(self) -> float:
@@ -284,7 +285,10 @@ def parallel_run(course: Path, label: str, jobs: int, path: str = "fast") -> Row
     note = "" if code == 0 else f"exit {code}: " + _last_error(log)
     if NO_SANDBOX in logs:
         note = "NO SANDBOX on this machine: limits only"
-    return Row(label, seconds, _count_autograded(course), cpu, note)
+    from bpgrade.pool import gradebook_scores
+
+    return Row(label, seconds, _count_autograded(course), cpu, note,
+               gradebook_scores(course, ASSIGNMENT))
 
 
 def _free_port() -> int:
@@ -424,6 +428,13 @@ def main(argv: list[str] | None = None) -> None:
           f"runs: {cpu(dask['classic']):.2f} s classic, {cpu(dask['fast']):.2f} s fast); "
           "per minute, " + ", ".join(f"{p} {[round(r.per_minute, 1) for r in dask[p]]}"
                                     for p in PATHS))
+    reference = dask["classic"][0].scores
+    differ = sorted({f"{r.label} ({student})" for runs in dask.values() for r in runs
+                     for student in set(reference) | set(r.scores)
+                     if r.scores.get(student) != reference.get(student)})
+    print(f"grades, cell by cell, of every LocalCluster run against the first classic run "
+          f"({sum(len(v) for v in reference.values())} cells of {len(reference)} students): "
+          + ("identical" if not differ else "DIFFERENT: " + "; ".join(differ)))
     print(f"the zygote (fast path, kernels forked) against cold kernels (fast path, "
           f"--cold-kernels; the same run): {new.per_minute / cold.per_minute:.2f}x the "
           f"submissions per minute (faster runs), {cpu(dask['fast']) / cpu(dask['cold']):.2f}x "
