@@ -61,7 +61,7 @@ from pathlib import Path
 
 from .kernel import ENV_ZYGOTE, Limits, sandbox_env  # noqa: F401
 
-SOCKET_NAME = "zygote.sock"
+SOCKET_NAME = "sock"  # short: a Unix socket path holds at most 107 bytes
 # entered by the kernel, in this order; the PID namespace by the minder, for its child
 NAMESPACES = ("cgroup", "ipc", "uts", "net", "mnt")
 CLONE = {"cgroup": 0x02000000, "ipc": 0x08000000, "uts": 0x04000000, "net": 0x40000000,
@@ -107,6 +107,7 @@ def serve(path: str) -> None:
     on the socket ``path`` until the process that started it is gone."""
     parent = os.getppid()
     _name("bpgrade-zygote")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so that the socket goes too
     for module in PRELOAD:
         try:
             __import__(module)
@@ -141,6 +142,7 @@ def _serve(listener: socket.socket, parent: int) -> None:
         if pid == 0:
             status = 1
             try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a cold kernel
                 listener.close()
                 status = _mind(conn)
             except BaseException:  # noqa: BLE001 - a minder never returns into the loop
@@ -389,7 +391,8 @@ class Zygote:
 
     def __init__(self, env: dict[str, str], python: str | None = None,
                  folder: Path | None = None):
-        self.folder = Path(tempfile.mkdtemp(prefix="bpgrade-zygote-", dir=folder))  # 0700
+        _sweep_stale(Path(folder or tempfile.gettempdir()))
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=folder))
         self.path = str(self.folder / SOCKET_NAME)
         self.proc = subprocess.Popen(
             [python or sys.executable, "-P", "-c", BOOT, self.path], env=env, cwd="/",
@@ -410,6 +413,20 @@ class Zygote:
         if self.proc.stdout:
             self.proc.stdout.close()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+PREFIX = "bpgrade-zygote-"  # the zygote's folder: PREFIX<pid of its worker>-<random>, 0700
+
+
+def _sweep_stale(parent: Path) -> None:
+    """Remove the folders of zygotes whose worker has died (a zygote killed with
+    SIGKILL, as with its worker's process group, removes nothing)."""
+    from .kernel import _alive
+
+    for folder in parent.glob(PREFIX + "*"):
+        pid = folder.name[len(PREFIX):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)) and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _ZYGOTES: dict[tuple, Zygote] = {}

@@ -408,7 +408,7 @@ def test_a_zygote_whose_socket_a_sandbox_would_see_is_not_used(tmp_path):
     bound = [tmp_path / "work"]
     assert zygote.socket_problem(Path(z.path), bound)
     assert zygote.socket_problem(Path("/var/run/z.sock"), [])
-    hidden = Path(tempfile.gettempdir()) / "bpgrade-zygote-x" / "zygote.sock"
+    hidden = Path(tempfile.gettempdir()) / "bpgrade-zygote-1-x" / "sock"
     assert zygote.socket_problem(hidden, bound) is None
 
 
@@ -435,3 +435,15 @@ def test_the_zygote_ends_with_the_worker_that_started_it_and_takes_its_socket():
         worker.wait()
     assert _wait_for(lambda: not Path(f"/proc/{pid}").exists(), 20), "the zygote lives on"
     assert not Path(path).parent.exists(), "the zygote left its socket behind"
+
+
+def test_the_folder_of_a_zygote_killed_with_its_worker_is_swept_by_the_next_one(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = tmp_path / f"{zygote.PREFIX}{dead}-abc"
+    live = tmp_path / f"{zygote.PREFIX}{os.getpid()}-abc"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "zygote.sock").touch()
+    zygote._sweep_stale(tmp_path)
+    assert not stale.exists() and live.exists()
