@@ -24,10 +24,10 @@ start to its end (process start-up included):
 3. sandboxed serial: the same command, bubblewrap on;
 4. sandboxed on Dask, one machine: ``python -m bpgrade autograde ex04_backward --jobs
    <CPUs>`` (a LocalCluster of one worker process per CPU), twice: on the path before
-   issue #24 (``--classic``) and on the fast path (the default), alternating, twice
-   each, the faster of each shown, so that their ratio is measured in one run; the
-   grades the four runs wrote into their gradebooks are compared cell by cell (the
-   fast path changes how a submission is graded, never its grade);
+   issue #24 (``--classic``), on the fast path with every kernel started cold
+   (``--cold-kernels``) and on the fast path (the default: kernels forked from each
+   worker's zygote, :mod:`bpgrade.zygote`), alternating, twice each, the faster of
+   each shown, so that their ratios are measured in one run;
 5. sandboxed on a Dask cluster: a ``dask scheduler`` and ``<CPUs>`` ``dask worker``
    processes started beforehand (each with its own working directory, one thread,
    as on separate machines), and ``python -m bpgrade autograde ex04_backward
@@ -49,7 +49,7 @@ per submission (issue #24's goal: at least 150 per minute, at most 0.5 CPU s, on
 cores). For comparison it prints the
 last figure of the hand-written worker pool that the Dask grader replaced
 (:data:`POOL_FIGURE`). Figures only: nothing here asserts a time.
-``python -m bench.bench_grading_scale --dask-only`` runs only the two rows of 4.
+``python -m bench.bench_grading_scale --dask-only`` runs only the three rows of 4.
 
 Run: ``python -m bench grading_scale`` from the repository root.
 """
@@ -113,6 +113,7 @@ class Row:
     graded: int
     cpu: float  # CPU seconds the machine was busy during the run
     note: str = ""
+    scores: dict | None = None  # {student: {grade_id: score}}: the run's gradebook
 
     @property
     def per_minute(self) -> float:
@@ -267,54 +268,27 @@ def _drop_bytecode() -> None:
             shutil.rmtree(cache, ignore_errors=True)
 
 
-def parallel_run(course: Path, label: str, jobs: int, classic: bool = False) -> Row:
-    """``python -m bpgrade autograde`` on ``jobs`` workers (``--classic``: on the path
-    before issue #24, with no bytecode of ``bpgrade`` and ``bplib`` written)."""
-    if classic:
+PATHS = {"classic": ["--classic"], "cold": ["--cold-kernels"], "fast": []}
+
+
+def parallel_run(course: Path, label: str, jobs: int, path: str = "fast") -> Row:
+    """``python -m bpgrade autograde`` on ``jobs`` workers, on one of :data:`PATHS`:
+    ``classic``, the path before issue #24 (with no bytecode of ``bpgrade`` and
+    ``bplib`` written); ``cold``, the fast path with every kernel started cold;
+    ``fast``, the fast path, its kernels forked from each worker's zygote."""
+    if path == "classic":
         _drop_bytecode()
     seconds, cpu, log, code = _run([sys.executable, "-m", "bpgrade", "autograde",
-                                    ASSIGNMENT, "--jobs", str(jobs),
-                                    *(["--classic"] if classic else [])], course)
+                                    ASSIGNMENT, "--jobs", str(jobs), *PATHS[path]], course)
     logs = "".join(p.read_text(errors="replace")
                    for p in (course / ".grading" / ASSIGNMENT).glob("*.log"))
     note = "" if code == 0 else f"exit {code}: " + _last_error(log)
     if NO_SANDBOX in logs:
         note = "NO SANDBOX on this machine: limits only"
-    return Row(label, seconds, _count_autograded(course), cpu, note)
+    from bpgrade.pool import gradebook_scores
 
-
-def cell_scores(course: Path) -> dict[tuple[str, str, str], float | None]:
-    """Every grade of the course's gradebook: ``(student, notebook, grade cell) ->
-    auto_score``."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from bpgrade.pool import course_settings
-
-    url, course_id = course_settings(course)
-    out = {}
-    with Gradebook(url, course_id) as gb:
-        for student in gb.students:
-            try:
-                submission = gb.find_submission(ASSIGNMENT, student.id)
-            except MissingEntry:
-                continue
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    out[student.id, notebook.name, grade.name] = grade.auto_score
-    return out
-
-
-def same_grades(runs: dict[str, dict]) -> str:
-    """Whether every run's gradebook holds the first run's grades, cell by cell."""
-    (first, want), *others = runs.items()
-    differ = [f"{label}: {key} {got.get(key)} (against {want.get(key)} in {first})"
-              for label, got in others for key in sorted(set(want) | set(got))
-              if got.get(key) != want.get(key)]
-    cells = len(want)
-    if not differ:
-        return (f"grades cell by cell: identical in the {len(runs)} runs ({cells} grades, "
-                f"{len({k[0] for k in want})} students)")
-    return f"grades cell by cell: {len(differ)} differ: " + "; ".join(differ[:10])
+    return Row(label, seconds, _count_autograded(course), cpu, note,
+               gradebook_scores(course, ASSIGNMENT))
 
 
 def _free_port() -> int:
@@ -361,12 +335,13 @@ def cluster_run(course: Path, label: str, workers: int, folder: Path) -> Row:
 
 
 def table(rows: list[Row], reference: Row) -> str:
-    head = (f"{'run':<48}{'seconds':>9}{'graded':>8}{'per minute':>12}{'speed-up':>10}"
+    width = max(48, *(len(r.label) + 2 for r in rows))
+    head = (f"{'run':<{width}}{'seconds':>9}{'graded':>8}{'per minute':>12}{'speed-up':>10}"
             f"{'CPU s/sub':>11}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ratio = r.per_minute / reference.per_minute if reference.graded else float("nan")
-        line = (f"{r.label:<48}{r.seconds:>9.1f}{r.graded:>8}{r.per_minute:>12.1f}"
+        line = (f"{r.label:<{width}}{r.seconds:>9.1f}{r.graded:>8}{r.per_minute:>12.1f}"
                 f"{ratio:>10.2f}{r.cpu_per_submission:>11.2f}")
         lines.append(line + (f"   ({r.note})" if r.note else ""))
     return "\n".join(lines)
@@ -375,15 +350,16 @@ def table(rows: list[Row], reference: Row) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Print the runs and the ratios the issue sets targets for.
 
-    ``argv`` (``python -m bench.bench_grading_scale --dask-only``): only the two Dask
-    LocalCluster rows, classic and fast, side by side (a quick check of the fast path);
+    ``argv`` (``python -m bench.bench_grading_scale --dask-only``): only the three Dask
+    LocalCluster rows, classic, cold kernels and fast, side by side (a quick check of
+    the fast path);
     ``python -m bench grading_scale`` runs every row.
     """
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.bench_grading_scale")
     parser.add_argument("--dask-only", action="store_true",
-                        help="only the LocalCluster rows, classic and fast path")
+                        help="only the LocalCluster rows: classic, cold kernels, fast")
     args = parser.parse_args(argv or [])
     jobs = os.cpu_count() or 1
     sandbox = SANDBOX_CONFIG.exists()
@@ -412,22 +388,18 @@ def main(argv: list[str] | None = None) -> None:
                 rows += [min(runs[False], key=lambda r: r.seconds),
                          min(runs[True], key=lambda r: r.seconds)]
             kind = "sandboxed" if sandbox else "plain"
-            # The path before issue #24 (--classic) and the fast path, alternating in the
-            # same run, twice each; the faster of each is shown.
-            dask: dict[bool, list[Row]] = {True: [], False: []}
-            grades: dict[str, dict] = {}
+            # The path before issue #24 (--classic), the fast path with cold kernels
+            # (--cold-kernels) and the fast path (kernels forked from a zygote),
+            # alternating in the same run, twice each; the faster of each is shown.
+            dask: dict[str, list[Row]] = {path: [] for path in PATHS}
             for i in range(REPEATS):
-                for classic in (True, False):
-                    name = f"parallel-{classic}-{i}"
-                    dask[classic].append(parallel_run(
-                        course(name, sandbox),
+                for path in PATHS:
+                    dask[path].append(parallel_run(
+                        course(f"parallel-{path}-{i}", sandbox),
                         f"{kind} bpgrade --jobs {jobs} (LocalCluster), "
-                        f"{'classic' if classic else 'fast'}", jobs, classic))
-                    grades[f"{'classic' if classic else 'fast'} run {i + 1}"] = cell_scores(
-                        Path(tmp) / name)
-            agreement = same_grades(grades)
-            old, new = (min(dask[c], key=lambda r: r.seconds) for c in (True, False))
-            rows += [old, new]
+                        f"{'fast, cold kernels' if path == 'cold' else path}", jobs, path))
+            old, cold, new = (min(dask[p], key=lambda r: r.seconds) for p in PATHS)
+            rows += [old, cold, new]
             if not args.dask_only:
                 folder = Path(tmp) / "cluster-processes"  # not "cluster": the course copy
                 folder.mkdir()
@@ -451,12 +423,23 @@ def main(argv: list[str] | None = None) -> None:
 
     print(f"fast path against the classic path (the same run, LocalCluster, {jobs} "
           f"workers, {REPEATS} runs each, alternating): {new.per_minute / old.per_minute:.2f}x "
-          f"the submissions per minute (faster runs), {cpu(dask[False]) / cpu(dask[True]):.2f}x "
-          f"the CPU per submission (all runs: {cpu(dask[True]):.2f} s classic, "
-          f"{cpu(dask[False]):.2f} s fast); per minute, classic "
-          f"{[round(r.per_minute, 1) for r in dask[True]]}, fast "
-          f"{[round(r.per_minute, 1) for r in dask[False]]}")
-    print(f"classic and fast path, {agreement}")
+          f"the submissions per minute (faster runs), "
+          f"{cpu(dask['fast']) / cpu(dask['classic']):.2f}x the CPU per submission (all "
+          f"runs: {cpu(dask['classic']):.2f} s classic, {cpu(dask['fast']):.2f} s fast); "
+          "per minute, " + ", ".join(f"{p} {[round(r.per_minute, 1) for r in dask[p]]}"
+                                    for p in PATHS))
+    reference = dask["classic"][0].scores
+    differ = sorted({f"{r.label} ({student})" for runs in dask.values() for r in runs
+                     for student in set(reference) | set(r.scores)
+                     if r.scores.get(student) != reference.get(student)})
+    print(f"grades, cell by cell, of every LocalCluster run against the first classic run "
+          f"({sum(len(v) for v in reference.values())} cells of {len(reference)} students): "
+          + ("identical" if not differ else "DIFFERENT: " + "; ".join(differ)))
+    print(f"the zygote (fast path, kernels forked) against cold kernels (fast path, "
+          f"--cold-kernels; the same run): {new.per_minute / cold.per_minute:.2f}x the "
+          f"submissions per minute (faster runs), {cpu(dask['fast']) / cpu(dask['cold']):.2f}x "
+          f"the CPU per submission (all runs: {cpu(dask['cold']):.2f} s cold, "
+          f"{cpu(dask['fast']):.2f} s forked)")
     pool_rate, pool_cpu = POOL_FIGURE
     print(f"Dask LocalCluster (fast) against the hand-written pool's last figure ({pool_rate} "
           f"per minute, {pool_cpu} CPU s each, --jobs 2 on 2 cores): "

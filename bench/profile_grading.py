@@ -1,6 +1,6 @@
 """Where a sandboxed submission's CPU goes: one worker grading a class, profiled.
 
-    python -m bench.profile_grading [--students 40] [--fast] [--top 25]
+    python -m bench.profile_grading [--students 40] [--fast [--cold-kernels]] [--top 25]
 
 The class is the one of ``python -m bench grading_scale`` (``ex04_backward``: the
 solution, a blank release, one student per typical mistake, a never-ending one, one
@@ -8,8 +8,12 @@ that calls ``os._exit``, the rest copies of the solution). It is graded in this
 process with the very functions a Dask worker and the client run
 (:func:`bpgrade.pool.grade_task`, then :meth:`bpgrade.pool.Importer.save`), one
 student after another, without Dask's own messages; ``--fast`` grades on the fast
-path (what ``python -m bpgrade autograde`` does), otherwise on the path of the
-issue's first measurement (``--classic``).
+path (what ``python -m bpgrade autograde`` does: its kernels forked from a zygote,
+:mod:`bpgrade.zygote`; with ``--cold-kernels`` started cold, as
+``--cold-kernels`` of ``autograde`` does), otherwise on the path of the issue's first
+measurement (``--classic``). The zygote's processes are told apart by the names they
+give themselves (``/proc/<pid>/comm``): the zygote (its imports, once per pass), its
+minders, the kernels it forks, and the holder bubblewrap runs around each of them.
 
 What is measured, and how:
 
@@ -80,14 +84,31 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def kind_of(cmdline: str) -> str:
-    """What a descendant process is, from its command line."""
+def _comm(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+ZYGOTE_KINDS = {"bpgrade-kernel": "kernel", "bpgrade-zygote": "zygote",
+                "bpgrade-minder": "minder"}  # the names bpgrade.zygote gives its processes
+
+
+def kind_of(cmdline: str, comm: str = "") -> str:
+    """What a descendant process is, from its name (``/proc/<pid>/comm``: the zygote's
+    processes name themselves) and its command line."""
+    if comm in ZYGOTE_KINDS:
+        return ZYGOTE_KINDS[comm]
     if cmdline.startswith(("bwrap", "/usr/bin/bwrap")):
         return "bwrap"
     if "bpgrade kernel" in cmdline:
         return "launcher"
     if "debugpy" in cmdline or "ipykernel" in cmdline:
         return "kernel"
+    if cmdline.split()[:1] == ["cat"] or cmdline.rstrip().endswith("-- cat"):
+        return "holder"  # what bubblewrap runs around a kernel forked from the zygote
     if "setpriv" in cmdline:
         return "kernel"  # setpriv execs the kernel: the same process
     return "other: " + cmdline[:60]
@@ -121,7 +142,7 @@ class Poller(threading.Thread):
             for pid in self.descendants():
                 cpu = proc_cpu(pid)
                 if cpu is not None:  # the command line again: a fork may have exec'd since
-                    kind = kind_of(_cmdline(pid))
+                    kind = kind_of(_cmdline(pid), _comm(pid))
                     if kind.startswith("other") and pid in self.seen:
                         kind = self.seen[pid][0]  # a zombie's empty command line
                     self.seen[pid] = (kind, cpu)
@@ -181,6 +202,12 @@ class KernelClock:
         process = getattr(getattr(executor.km, "provisioner", None), "process", None)
         if process is None:
             return None
+        from bpgrade import zygote
+
+        if executor.zygote and zygote._ZYGOTES:  # the newest kernel a zygote forked
+            kernels = [pid for z in zygote._ZYGOTES.values() for pid in _tree(z.proc.pid)
+                       if _comm(pid) == "bpgrade-kernel"]
+            return max(kernels, key=_started, default=None)
         todo, found = [process.pid], None
         while todo:  # the launcher's descendants: bwrap, its init, the kernel
             pid = todo.pop()
@@ -228,6 +255,28 @@ class KernelClock:
         SandboxedExecute.execute_cell = run_sync(cell_run)
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid``'s descendants."""
+    out, todo = [], [pid]
+    while todo:
+        with contextlib.suppress(OSError):
+            p = todo.pop()
+            for task in os.listdir(f"/proc/{p}/task"):
+                kids = [int(c) for c in open(f"/proc/{p}/task/{task}/children").read().split()]
+                out += kids
+                todo += kids
+    return out
+
+
+def _started(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    return int(data[data.rindex(b")") + 2:].split()[19])
+
+
 # ------------------------------------------------------------------ the class
 
 
@@ -235,7 +284,7 @@ CLIENT_WALL: list[float] = []  # wall seconds of the client's writes, per pass
 
 
 def grade_class(template: Path, folder: Path, profile: cProfile.Profile | None,
-                fast: bool) -> tuple[float, float, int]:
+                fast: bool, zygote: bool = True) -> tuple[float, float, int]:
     """Grade every student of a copy of ``template`` in this process, as the workers and
     the client do; return (worker CPU, client CPU, students) of this thread."""
     import shutil
@@ -265,7 +314,7 @@ def grade_class(template: Path, folder: Path, profile: cProfile.Profile | None,
     try:
         with tools_on_path():
             for student in students:
-                task = pool.make_task(course, assignment, student, files, 600, fast)
+                task = pool.make_task(course, assignment, student, files, 600, fast, zygote)
                 t = time.process_time()
                 if profile:
                     profile.enable()
@@ -288,6 +337,9 @@ def grade_class(template: Path, folder: Path, profile: cProfile.Profile | None,
     finally:
         os.chdir(old_cwd)
         pool._PRIVATE.clear()
+        from bpgrade import zygote as zygotes
+
+        zygotes.stop_all()  # the next pass starts its own, as a new worker would
     return worker, client, len(students)
 
 
@@ -391,21 +443,26 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_grading")
     parser.add_argument("--students", type=int, default=40)
     parser.add_argument("--fast", action="store_true", help="grade with the fast path")
+    parser.add_argument("--cold-kernels", action="store_true",
+                        help="with --fast: start every kernel cold, not from the zygote")
     parser.add_argument("--top", type=int, default=0, help="also print cProfile's top N")
     args = parser.parse_args(argv)
     clock = KernelClock()
     clock.install()
     with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
         template, mix = make_template(Path(tmp) / "template", args.students)
+        kernels = "" if not args.fast else (", cold kernels" if args.cold_kernels else
+                                            ", kernels forked from a zygote")
         print(f"ex04_backward, {args.students} students ({mix}); "
-              f"{'fast' if args.fast else 'old'} path; load average "
+              f"{'fast' if args.fast else 'old'} path{kernels}; load average "
               f"{os.getloadavg()[0]:.1f}", flush=True)
         with cpuacct_group() as tree_cpu:
             poller = Poller()
             poller.start()
             t0, tree0 = time.perf_counter(), tree_cpu()
             own0 = time.process_time()
-            worker, client, n = grade_class(template, Path(tmp) / "pass1", None, args.fast)
+            worker, client, n = grade_class(template, Path(tmp) / "pass1", None, args.fast,
+                                            not args.cold_kernels)
             own = time.process_time() - own0
             wall, tree = time.perf_counter() - t0, tree_cpu()
             poller.stop()
@@ -413,7 +470,8 @@ def main(argv: list[str] | None = None) -> None:
         procs = poller.totals()
         kernel_ready, cells, kernels = clock.ready, dict(clock.cells), clock.kernels
         profile = cProfile.Profile(time.process_time)
-        pworker, pclient, _ = grade_class(template, Path(tmp) / "pass2", profile, args.fast)
+        pworker, pclient, _ = grade_class(template, Path(tmp) / "pass2", profile, args.fast,
+                                          not args.cold_kernels)
     stats = pstats.Stats(profile)
     split = startup_split()
     scale = (worker + client) / max(pworker + pclient, 1e-9)
@@ -435,6 +493,13 @@ def main(argv: list[str] | None = None) -> None:
     print(line("kernel launcher (python -m bpgrade kernel, cgroup set-up)",
                procs.get("launcher", 0.0)))
     print(line("bubblewrap", procs.get("bwrap", 0.0)))
+    if "zygote" in procs or "holder" in procs:
+        print(line("zygote: its imports, once per worker (bpgrade.zygote)",
+                   procs.get("zygote", 0.0)))
+        print(line("zygote's minders (fork, setns, the kernel's status)",
+                   procs.get("minder", 0.0)))
+        print(line("holder (what bubblewrap runs around a forked kernel)",
+                   procs.get("holder", 0.0)))
     kernel = procs.get("kernel", 0.0)
     print(line("kernel process, whole", kernel))
     print(line("  start-up, until nbclient has it ready", kernel_ready))

@@ -15,6 +15,9 @@ module                      what it does                                      ne
                             compiled tables ``locale/<language>.json``
 ``bpgrade.kernel``          the sandboxed kernel: limits, bubblewrap,         stdlib
                             kernel spec
+``bpgrade.zygote``          the warm kernel: a zygote per grading worker      stdlib
+                            that forks each kernel into a sandbox built like
+                            a cold kernel's (the fast path of ``autograde``)
 ``bpgrade.integrity``       the AST check of student cells                    stdlib
 ``bpgrade.memo``            answers a grading process keeps for the next      stdlib
                             submission (what a cell's source alone decides)

@@ -25,6 +25,7 @@ import importlib.util
 import json
 import os
 import resource
+import select
 import shutil
 import signal
 import subprocess
@@ -61,6 +62,12 @@ UID_ON = ("bpgrade sandbox: no cgroup, so the kernel runs as uid {uid} (no other
 GIB, MIB = 1024**3, 1024**2
 HIDE_SIZE = 1024 * 1024  # the tmpfs that hide a folder: room for mount points only
 LOG_CAP = 64 * 1024  # bytes of the kernel's own stdout/stderr passed on to nbgrader's log
+ENV_ZYGOTE = "BPGRADE_ZYGOTE"  # the socket of the grading worker's zygote (bpgrade/zygote.py)
+ZYGOTE_ON = "bpgrade sandbox: kernel forked from the worker's zygote (pid {pid}), not cold"
+COLD = "bpgrade sandbox: cold kernel start ({})"
+# What bubblewrap runs when the kernel comes from the zygote: it echoes one byte once the
+# sandbox is built, then holds the sandbox's namespaces open until it is killed.
+HOLDER = ["cat"]
 WARNING = "WARNING: NO SANDBOX for student code ({}): it runs with resource limits only"
 BUDGET_ON = ("bpgrade sandbox: whole-sandbox budget by {mechanism}: {memory} of memory over "
              "all the kernel's processes, {tasks} processes/threads, /tmp {tmp}")
@@ -597,15 +604,21 @@ def bwrap_command(kernel: list[str], *, workdir: Path, runtime_dir: Path,
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         kernel = [shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={run_as}",
                   f"--regid={run_as}", "--clear-groups", "--", *kernel]
-    for name in _PASS_ENV:
-        if name in env:
-            cmd += ["--setenv", name, env[name]]
-    # JPY_PARENT_PID=1: ipykernel neither polls its parent (which is the namespace's
-    # init, pid 1) nor prints its "started outside a notebook" banner.
-    for name, value in (("JPY_PARENT_PID", "1"), ("HOME", "/tmp"), ("IPYTHONDIR", "/tmp/.ipython"),
-                        ("MPLCONFIGDIR", "/tmp/.matplotlib"), ("PYTHONDONTWRITEBYTECODE", "1")):
+    for name, value in sandbox_env(env).items():
         cmd += ["--setenv", name, value]
     return [*cmd, "--", *kernel]
+
+
+def sandbox_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a sandboxed kernel (bubblewrap clears the rest): the
+    variables of :data:`_PASS_ENV` that ``env`` sets, and a few of its own."""
+    env = os.environ if env is None else env
+    out = {name: env[name] for name in _PASS_ENV if name in env}
+    # JPY_PARENT_PID=1: ipykernel neither polls its parent (which is the namespace's
+    # init, pid 1) nor prints its "started outside a notebook" banner.
+    out.update({"JPY_PARENT_PID": "1", "HOME": "/tmp", "IPYTHONDIR": "/tmp/.ipython",
+                "MPLCONFIGDIR": "/tmp/.matplotlib", "PYTHONDONTWRITEBYTECODE": "1"})
+    return out
 
 
 def _traversable(targets: list[Path], tmpfs: list[Path]) -> list[str]:
@@ -690,16 +703,19 @@ def run_kernel(connection_file: str) -> int:
     if group is None and os.environ.get(ENV_REQUIRE_BUDGET):
         return 3
     run_as = None
+    zygote, cold_why = os.environ.get(ENV_ZYGOTE), None
     if problem:
         print(WARNING.format(problem), file=sys.stderr, flush=True)
-        cmd = kernel
+        cmd, cold_why = kernel, "no sandbox"
     else:
         if group is None and limits.max_tasks and os.geteuid() == 0:
             run_as = _own_uid(connection_file, limits, status_path)
-        cmd = bwrap_command(kernel, workdir=workdir,
-                            runtime_dir=Path(connection_file).resolve().parent,
-                            course_root=course_root_of(workdir), tmp_size=limits.tmp_size,
-                            run_as=run_as)
+        sandbox = {"workdir": workdir, "runtime_dir": Path(connection_file).resolve().parent,
+                   "course_root": course_root_of(workdir), "tmp_size": limits.tmp_size,
+                   "run_as": run_as}
+        cmd = bwrap_command(kernel, **sandbox)
+        if not zygote:
+            cold_why = f"{ENV_ZYGOTE} is not set"
 
     def child_setup() -> None:
         _die_with_parent()
@@ -713,6 +729,28 @@ def run_kernel(connection_file: str) -> int:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: PLW1509
                                 stdin=subprocess.DEVNULL, preexec_fn=child_setup)
 
+    if zygote and cold_why is None:
+        from .zygote import request_for
+
+        request = request_for(connection_file, workdir, dict(os.environ), limits, kernel,
+                              run_as)
+        try:
+            status = _zygote_kernel(zygote, bwrap_command(HOLDER, **sandbox), child_setup,
+                                    group, request, [*_bound(sandbox)])
+        except BaseException:
+            if group is not None:
+                group.kill()
+                _end_budget(group, status_path, limits)
+            raise
+        if isinstance(status, int):
+            if group is not None:
+                group.kill()
+                _end_budget(group, status_path, limits)
+            return status
+        cold_why = status
+        if group is not None:
+            group.kill()  # what the failed start left: the holder's sandbox
+    print(COLD.format(cold_why), file=sys.stderr, flush=True)
     try:
         proc = start()
     except subprocess.SubprocessError as exc:  # the child could not join its group
@@ -802,16 +840,103 @@ def _end_budget(group: Cgroup, path: Path, limits: Limits) -> None:
 
 
 def _relay(stream, cap: int) -> None:
-    passed = 0
-    out = sys.stderr.buffer
+    log = _Log(cap)
     while chunk := stream.read1(65536):
-        if passed < cap:
-            out.write(chunk[: cap - passed])
+        log.write(chunk)
+
+
+class _Log:
+    """The kernel's own stdout and stderr passed on to the launcher's stderr, up to
+    ``cap`` bytes."""
+
+    def __init__(self, cap: int):
+        self.cap, self.passed = cap, 0
+
+    def write(self, chunk: bytes) -> None:
+        out = sys.stderr.buffer
+        if self.passed < self.cap:
+            out.write(chunk[: self.cap - self.passed])
             out.flush()
-            passed += len(chunk)
-            if passed >= cap:
+            self.passed += len(chunk)
+            if self.passed >= self.cap:
                 out.write(b"\n[bpgrade sandbox: the kernel's log is cut here]\n")
                 out.flush()
+
+
+def _bound(sandbox: dict) -> list[Path]:
+    """The host folders a sandbox made with ``sandbox`` (the keywords of
+    :func:`bwrap_command`) shows its kernel."""
+    return [*_python_folders(Path(sys.prefix)), *package_dirs(), sandbox["runtime_dir"],
+            sandbox["workdir"]]
+
+
+def _zygote_kernel(path: str, holder: list[str], child_setup, group: Cgroup | None,
+                   request: dict, bound: list[Path]) -> int | str:
+    """Run the kernel forked by the zygote at ``path`` in a sandbox that bubblewrap builds
+    around ``holder`` (:mod:`bpgrade.zygote`); the kernel's exit status as
+    :func:`run_kernel` returns it, or why the kernel must start cold instead (a str:
+    nothing of the student's has run then)."""
+    from .zygote import Spawn, holder_pid, namespace_fds, socket_problem
+
+    problem = socket_problem(Path(path), bound)
+    if problem:
+        return f"the zygote is not hidden from the sandbox: {problem}"
+    log_r, log_w = os.pipe()
+    log = _Log(LOG_CAP)
+    try:
+        proc = subprocess.Popen(holder, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: PLW1509
+                                stderr=log_w, preexec_fn=child_setup)
+    except BaseException:
+        os.close(log_r)
+        os.close(log_w)
+        raise
+    signal.signal(signal.SIGTERM, lambda *_: proc.kill())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fds: dict[str, int] = {}
+    spawn, first = None, None
+    try:
+        proc.stdin.write(b"\n")
+        proc.stdin.flush()
+        if proc.stdout.read(1) != b"\n":
+            raise OSError("the sandbox did not start")
+        fds = namespace_fds(holder_pid(proc.pid))
+        fds["log"] = log_w
+        for controller, folder in (group.folders.items() if group is not None else ()):
+            fds[f"cgroup:{controller}"] = os.open(Path(folder) / "cgroup.procs",
+                                                  os.O_WRONLY | os.O_CLOEXEC)
+        spawn = Spawn(path, request, fds)
+        first = spawn.message(timeout=120)
+    except (OSError, ValueError) as exc:
+        first = {"started": False, "problem": str(exc)}
+    finally:
+        for fd in {*fds.values(), log_w}:
+            os.close(fd)
+    if not first or not first.get("started"):
+        proc.kill()
+        proc.wait()
+        while chunk := os.read(log_r, 65536):
+            log.write(chunk)
+        os.close(log_r)
+        if spawn is not None:
+            spawn.close()
+        return "the zygote could not start the kernel: " + (
+            (first or {}).get("problem") or "its set-up failed (the log above says why)")
+    print(ZYGOTE_ON.format(pid=first.get("pid")), file=sys.stderr, flush=True)
+    status = None
+    while status is None:
+        readable, _, _ = select.select([log_r, spawn.conn], [], [])
+        if log_r in readable:
+            log.write(os.read(log_r, 65536))
+        if spawn.conn in readable or spawn.buffer:
+            message = spawn.message()
+            status = 128 + signal.SIGKILL if message is None else message.get("status")
+    spawn.close()
+    proc.kill()  # the sandbox's init goes, and every process left in it
+    proc.wait()
+    while chunk := os.read(log_r, 65536):
+        log.write(chunk)
+    os.close(log_r)
+    return int(status)
 
 
 def death_reason(status: int | None, limits: Limits, events: dict | None = None,

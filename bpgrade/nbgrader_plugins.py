@@ -64,6 +64,7 @@ from .kernel import (
     ENV_OUTPUT,
     ENV_REQUIRE_BUDGET,
     ENV_ROOT,
+    ENV_ZYGOTE,
     GIB,
     KERNEL_NAME,
     MIB,
@@ -77,6 +78,7 @@ from .kernel import (
     death_reason,
     read_budget_file,
 )
+from .zygote import zygote_for
 
 __all__ = ["CheckIntegrity", "ClearSolutionsInLanguage", "GuardFiles", "HideHiddenTests",
            "RepairNotebook", "SafeNotebookExporter", "SandboxedExecute", "guard_nbgrader",
@@ -282,6 +284,10 @@ class SandboxedExecute(Execute):
     classic_checks = Bool(False, help="The checks' watch runs its exact loop only (the "
                           "path before issue #24, for the benchmark; the same grades)").tag(
                               config=True)
+    zygote = Bool(False, help="Fork each kernel from this process's zygote, which has "
+                  "imported what every kernel imports, into a sandbox built like a cold "
+                  "kernel's (bpgrade/zygote.py; the fast path of `python -m bpgrade "
+                  "autograde`); off: every kernel starts cold").tag(config=True)
     # The notebook has run to its end: kill the kernel at once instead of asking it
     # to exit and polling for 0.3 s (its atexit hooks do not count for the grade).
     shutdown_kernel = Enum(["graceful", "immediate"], default_value="immediate",
@@ -314,6 +320,7 @@ class SandboxedExecute(Execute):
             shutil.rmtree(runtime, ignore_errors=True)
 
     def _announce(self) -> None:
+        self._sandboxed = False
         try:
             KernelSpecManager().get_kernel_spec(self.sandbox_kernel)
         except NoSuchKernel:
@@ -324,6 +331,7 @@ class SandboxedExecute(Execute):
             return
         self.kernel_name = self.sandbox_kernel
         problem = bwrap_problem()
+        self._sandboxed = problem is None
         if problem and self.require_sandbox:
             raise RuntimeError(f"no sandbox: {problem}")
         if problem:
@@ -362,6 +370,13 @@ class SandboxedExecute(Execute):
         if self.course_root:
             env[ENV_ROOT] = self.course_root
         env[language.ENV] = getattr(self, "_language", language.ENGLISH)
+        env.pop(ENV_ZYGOTE, None)
+        if self.zygote and getattr(self, "_sandboxed", False):
+            try:
+                env[ENV_ZYGOTE] = zygote_for(env).path
+            except (OSError, RuntimeError) as exc:
+                self.log.warning("bpgrade sandbox: no zygote (%s): the kernel starts cold",
+                                 exc)
         await super().async_start_new_kernel(env=env, **kwargs)
 
     start_new_kernel = run_sync(async_start_new_kernel)

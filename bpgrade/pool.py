@@ -40,11 +40,13 @@ How it works
   written into the private course for the task and removed after it.
 * **The fast path and the classic one.** Before the first task the client writes the
   bytecode of ``bpgrade`` and ``bplib`` (:func:`compile_packages`), which every
-  sandboxed kernel imports and cannot compile for itself. ``--classic`` grades on the
-  path measured in issue #24 (none of this, and the checks' exact watch loop only:
-  :mod:`bpgrade.checks._trust`), for ``python -m bench grading_scale``, which runs both
-  in one run; the grades are the same. ``python -m bench.profile_grading`` shows where
-  a submission's CPU goes.
+  sandboxed kernel imports and cannot compile for itself; each worker forks its
+  kernels from a zygote that has imported them (:mod:`bpgrade.zygote`: the same
+  sandbox, built per student; ``--cold-kernels`` starts them cold). ``--classic``
+  grades on the path measured in issue #24 (none of this, and the checks' exact watch
+  loop only: :mod:`bpgrade.checks._trust`), for ``python -m bench grading_scale``, which
+  runs all three in one run; the grades are the same. ``python -m
+  bench.profile_grading`` shows where a submission's CPU goes.
 * **The client alone writes.** For each returned result the client replaces
   ``autograded/<student>/<assignment>/`` with the returned files and saves the
   grades into the course's gradebook (SQLite or PostgreSQL) with nbgrader's own
@@ -402,10 +404,13 @@ def course_files(root: Path, assignment: str) -> dict[str, bytes]:
 
 
 def make_task(root: Path, assignment: str, student: str, course: dict[str, bytes],
-              timeout: float = STUDENT_TIMEOUT, fast: bool = True) -> dict:
+              timeout: float = STUDENT_TIMEOUT, fast: bool = True,
+              zygote: bool = True) -> dict:
     """The task of one student: everything a worker needs, and no path of the course.
     ``fast``: graded on the worker's fast path (see :func:`nbgrader_reuse`); False is
-    the path before issue #24, kept for the benchmark's side-by-side run."""
+    the path before issue #24, kept for the benchmark's side-by-side run. ``zygote``
+    (with ``fast`` only): its kernel is forked from the worker's zygote
+    (:mod:`bpgrade.zygote`), not started cold."""
     key = hashlib.sha256()
     for rel, data in sorted(course.items()):
         key.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
@@ -415,7 +420,8 @@ def make_task(root: Path, assignment: str, student: str, course: dict[str, bytes
     files, refused = submission_files(root / "submitted" / student / assignment, notebooks)
     return {"assignment": assignment, "student": student, "course": course,
             "course_key": key.hexdigest()[:16], "timeout": float(timeout),
-            "submission": files, "refused": [asdict(r) for r in refused], "fast": fast}
+            "submission": files, "refused": [asdict(r) for r in refused], "fast": fast,
+            "zygote": fast and zygote}
 
 
 _PRIVATE: dict[str, tuple[Path, object]] = {}  # worker side: course key -> (folder, app)
@@ -664,8 +670,9 @@ def _private_course(task: dict) -> tuple[Path, object]:
     """This worker's private course for the task's assignment and configuration: built
     once per worker process (``nbgrader generate_assignment`` into a private SQLite
     gradebook), with nbgrader's autograde application loaded in it."""
-    fast = bool(task.get("fast"))
-    key = f"{task['assignment']}-{task['course_key']}" + ("-fast" if fast else "")
+    fast, zygote = bool(task.get("fast")), bool(task.get("zygote"))
+    key = (f"{task['assignment']}-{task['course_key']}" + ("-fast" if fast else "")
+           + ("-zygote" if zygote else ""))
     if key not in _PRIVATE:
         folder = Path(tempfile.mkdtemp(prefix=f"bpgrade-{key}-", dir=_worker_folder()))
         _write_tree(folder, task["course"])
@@ -679,7 +686,8 @@ def _private_course(task: dict) -> tuple[Path, object]:
         try:
             _generate_assignment(task["assignment"], private)
             app = _nbgrader_app(task["assignment"], private + (
-                [] if fast else ["--SandboxedExecute.classic_checks=True"]))
+                [] if fast else ["--SandboxedExecute.classic_checks=True"]) + (
+                ["--SandboxedExecute.zygote=True"] if zygote else []))
         finally:
             os.chdir(cwd)
         _PRIVATE[key] = (folder, app)
@@ -1069,7 +1077,8 @@ def _has_bokeh() -> bool:
 def grade_class(root: Path, assignment: str, jobs: int | None = None,
                 db_url: str | None = None, force: bool = False,
                 scheduler: str | None = None, timeout: float = STUDENT_TIMEOUT,
-                progress: Callable[[str], None] = print, classic: bool = False) -> Summary:
+                progress: Callable[[str], None] = print, classic: bool = False,
+                zygote: bool = True) -> Summary:
     """Autograde every submission of ``assignment`` in the course at ``root`` on Dask.
 
     Parameters
@@ -1094,6 +1103,10 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
     classic : bool
         Grade on the path before issue #24 (no fast path: see :func:`nbgrader_reuse`),
         for ``python -m bench grading_scale``'s side-by-side run. Grades are the same.
+    zygote : bool
+        On the fast path, fork each kernel from its worker's zygote
+        (:mod:`bpgrade.zygote`); ``False`` (``--cold-kernels``) starts every kernel
+        cold, for the benchmark. The sandbox and the grades are the same.
 
     Returns
     -------
@@ -1132,7 +1145,7 @@ def grade_class(root: Path, assignment: str, jobs: int | None = None,
         progress(f"{header}; gradebook {redacted(url)}")
     else:
         _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler, timeout,
-                       header, url, progress, not classic)
+                       header, url, progress, not classic, zygote)
     summary.seconds = time.monotonic() - start
     return summary
 
@@ -1159,7 +1172,7 @@ def compile_packages() -> list[Path]:
 
 
 def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler, timeout,
-                   header, url, progress, fast=True) -> None:
+                   header, url, progress, fast=True, zygote=True) -> None:
     """Send the students of ``todo`` to Dask, a window of them at a time (at least
     :data:`WINDOW`, or twice the workers: the scheduler always has work queued, and the
     client never holds every submission of a large class in memory), and write each
@@ -1183,7 +1196,7 @@ def _grade_on_dask(root, assignment, todo, journal, importer, summary, scheduler
                 student = waiting.pop()
                 journal.forget(student)
                 prints[student] = journal.submission(student)
-                task = make_task(root, assignment, student, course, timeout, fast)
+                task = make_task(root, assignment, student, course, timeout, fast, zygote)
                 key = f"autograde-{assignment}-{student}-{os.urandom(4).hex()}"
                 future = client.submit(grade_task, task, pure=False, key=key)
                 students[future.key] = student
@@ -1328,6 +1341,9 @@ def _parser() -> argparse.ArgumentParser:
     auto.add_argument("--classic", action="store_true",
                       help="grade on the path before issue #24 (for the benchmark's "
                       "side-by-side run; the grades are the same)")
+    auto.add_argument("--cold-kernels", action="store_true",
+                      help="start every kernel cold instead of forking it from the worker's "
+                      "zygote (for the benchmark; the same sandbox and grades)")
     return parser
 
 
@@ -1338,7 +1354,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             summary = grade_class(args.root, assignment, args.jobs, args.db_url, args.force,
                                   args.scheduler, args.timeout, lambda s: print(s, flush=True),
-                                  args.classic)
+                                  args.classic, not args.cold_kernels)
         except GradingError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -272,8 +272,9 @@ def _orphan_groups() -> set[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("start", ["cold", "zygote"])
 def test_budget_cases_get_a_grade_and_a_reason_and_the_machine_gets_its_memory_back(
-        tmp_path):
+        tmp_path, start):
     require(kernel.bwrap_problem(), "bubblewrap, the sandbox of student code")
     _require_cgroup()
     import test_sandbox as ts
@@ -291,10 +292,13 @@ def test_budget_cases_get_a_grade_and_a_reason_and_the_machine_gets_its_memory_b
 
     groups_before, available_before = _orphan_groups(), _mem_available()
     resident_before = _resident_total()
-    start = time.perf_counter()
-    log = ts._nbgrader(course, "autograde", ts.ASSIGNMENT, "--force")
-    seconds = time.perf_counter() - start
+    t0 = time.perf_counter()
+    log = ts._nbgrader(course, "autograde", ts.ASSIGNMENT, "--force",
+                       *(["--SandboxedExecute.zygote=True"] if start == "zygote" else []))
+    seconds = time.perf_counter() - t0
     table = ts.grades(course)
+    forked = log.count("forked from the worker's zygote")
+    assert forked == (len(cases) + 2 if start == "zygote" else 0), log[-3000:]
 
     assert re.search(r"budget by cgroup v[12]: 1 GiB of memory over all the kernel's "
                      r"processes, 96 processes/threads, /tmp 64 MiB", log), log[-3000:]
@@ -360,7 +364,9 @@ def test_the_launcher_refuses_to_start_a_kernel_without_a_budget_when_required(t
 
 
 @pytest.mark.slow
-def test_a_kernel_the_memory_budget_kills_gets_the_reason_in_every_later_cell(tmp_path):
+@pytest.mark.parametrize("zygote", [False, True], ids=["cold", "zygote"])
+def test_a_kernel_the_memory_budget_kills_gets_the_reason_in_every_later_cell(tmp_path,
+                                                                              zygote):
     require(kernel.bwrap_problem(), "bubblewrap, the sandbox of student code")
     _require_cgroup()
     import nbformat
@@ -373,7 +379,7 @@ def test_a_kernel_the_memory_budget_kills_gets_the_reason_in_every_later_cell(tm
         nbformat.v4.new_code_cell("x = b'x' * (900 * 1024 * 1024)"),  # under RLIMIT_AS
         nbformat.v4.new_code_cell("print('never')")])
     ep = SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30,
-                          memory_budget=384 * MIB)
+                          memory_budget=384 * MIB, zygote=zygote)
     ep.preprocess(nb, {"metadata": {"path": str(folder)}})
     outs = [(o.get("ename"), o.get("evalue")) for c in nb.cells for o in c.outputs]
     reason = "your code used more than 384 MiB in total across its processes"
@@ -399,8 +405,9 @@ def test_without_a_cgroup_the_bwrap_command_drops_to_the_given_uid(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("zygote", [False, True], ids=["cold", "zygote"])
 def test_without_a_cgroup_the_kernel_runs_as_its_own_uid_and_a_fork_bomb_is_refused(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, zygote):
     """On a machine without cgroups the launcher (root) gives the kernel a uid no other
     process has, and RLIMIT_NPROC as its task limit: a fork bomb is refused with the
     reason, the kernel keeps no capability, and nothing is left running."""
@@ -423,7 +430,8 @@ def test_without_a_cgroup_the_kernel_runs_as_its_own_uid_and_a_fork_bomb_is_refu
             "import subprocess\nkids = []\nfor _ in range(500):\n"
             "    kids.append(subprocess.Popen(['sleep', '60']))"),
         nbformat.v4.new_code_cell("print('still graded')")])
-    ep = SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30, max_tasks=48)
+    ep = SandboxedExecute(course_root=str(tmp_path / "course"), timeout=30, max_tasks=48,
+                          zygote=zygote)
     ep.preprocess(nb, {"metadata": {"path": str(folder)}})
     uid, gid, groups, caps = nb.cells[0].outputs[0]["text"].split()
     assert int(uid) >= kernel.UID_BASE and uid == gid and groups == "[]", (uid, gid, groups)
@@ -433,5 +441,9 @@ def test_without_a_cgroup_the_kernel_runs_as_its_own_uid_and_a_fork_bomb_is_refu
     assert any("Resource temporarily unavailable" in (v or "") for _, v in outs), outs
     assert ("ResourceLimitError", kernel.budget_messages(ep._limits)["tasks"]) in outs, outs
     assert nb.cells[2].outputs[0]["text"].strip() == "still graded"
-    ps = subprocess.run(["ps", "-e", "-o", "uid="], capture_output=True, text=True).stdout
+    for _ in range(50):  # killed with its sandbox; a forked kernel's minder reaps it
+        ps = subprocess.run(["ps", "-e", "-o", "uid="], capture_output=True, text=True).stdout
+        if uid not in ps.split():
+            break
+        time.sleep(0.1)
     assert uid not in ps.split(), "a process of the kernel's uid outlived it"

@@ -342,20 +342,26 @@ def processes_of(course: Path) -> list[str]:
             if str(course) in cwd or "sleep 6061" in cmd or "sleep 6062" in cmd]
 
 
-@pytest.fixture(scope="session")  # session: built once per worker even if xdist interleaves modules
-def graded(tmp_path_factory):
+# session: built once per worker even if xdist interleaves modules; twice: with every
+# kernel started cold (plain `nbgrader autograde`) and forked from the zygote (the fast
+# path of `python -m bpgrade autograde`, bpgrade/zygote.py)
+@pytest.fixture(scope="session", params=["cold", "zygote"])
+def graded(tmp_path_factory, request):
     """One course, one ``nbgrader autograde`` call: a correct student first and last,
     every hostile case in between."""
     _require_bwrap()
-    course = make_course(tmp_path_factory.mktemp("hostile") / "course")
+    course = make_course(tmp_path_factory.mktemp(f"hostile-{request.param}") / "course")
     correct = correct_notebook(course)
     submit(course, "aaa_correct", correct)
     for case in CASES:
         submit(course, f"h_{case.name}", apply_case(correct_notebook(course), case))
     submit(course, "zzz_correct", correct)
     start = time.perf_counter()
-    log = _nbgrader(course, "autograde", ASSIGNMENT, "--force")
+    log = _nbgrader(course, "autograde", ASSIGNMENT, "--force",
+                    *(["--SandboxedExecute.zygote=True"] if request.param == "zygote" else []))
     seconds = time.perf_counter() - start
+    forked = log.count("forked from the worker's zygote")
+    assert forked == (len(CASES) + 2 if request.param == "zygote" else 0), log[-3000:]
     time.sleep(0.5)
     return course, grades(course), log, seconds, processes_of(course)
 

@@ -416,7 +416,7 @@ SUBMISSIONS = {
 }
 
 
-def _grade_course(root: Path, integrity_on: bool) -> dict:
+def _grade_course(root: Path, integrity_on: bool, zygote: bool = False) -> dict:
     """Release ex07 and ex04 in a course, submit the solution (first and last), a cell
     added above the install cell, and the tampering students; autograde; the scores."""
     make_course(root, [EX, EX4], ROOT,
@@ -446,7 +446,8 @@ def _grade_course(root: Path, integrity_on: bool) -> dict:
             folder = root / "submitted" / name / assignment
             folder.mkdir(parents=True)
             nbformat.write(nb, folder / f"{assignment}.ipynb")
-        run_nbgrader(root, "autograde", assignment, "--force")
+        run_nbgrader(root, "autograde", assignment, "--force",
+                     *(["--SandboxedExecute.zygote=True"] if zygote else []))
         from nbgrader.api import Gradebook
 
         with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
@@ -457,11 +458,14 @@ def _grade_course(root: Path, integrity_on: bool) -> dict:
     return scores
 
 
-@pytest.fixture(scope="session")
-def tampering(tmp_path_factory):
-    """Two courses: the course's configuration, and the same with the integrity check off."""
-    base = tmp_path_factory.mktemp("tamper")
-    return {on: (base / f"integrity_{on}", _grade_course(base / f"integrity_{on}", on))
+@pytest.fixture(scope="session", params=["cold", "zygote"])
+def tampering(tmp_path_factory, request):
+    """Two courses: the course's configuration, and the same with the integrity check off;
+    every kernel started cold (plain ``nbgrader autograde``), or forked from the zygote
+    (the class grader's fast path: the checks' snapshot was taken in the zygote)."""
+    base = tmp_path_factory.mktemp(f"tamper-{request.param}")
+    return {on: (base / f"integrity_{on}",
+                 _grade_course(base / f"integrity_{on}", on, request.param == "zygote"))
             for on in (True, False)}
 
 
