@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -394,16 +395,19 @@ def test_a_kernel_whose_environment_is_not_the_zygotes_starts_cold_and_says_why(
     assert "forked from the worker's zygote" in log, log
 
 
-def test_a_zygote_whose_socket_a_sandbox_would_see_is_not_used(tmp_path):
+def test_a_zygote_whose_socket_a_sandbox_would_see_is_not_used():
     """The socket must be in a folder every sandbox hides: never in one it binds."""
     _require_bwrap()
     env = {**os.environ, **kernel.Limits().as_env()}
+    # not pytest's tmp_path: under xdist its socket path passes AF_UNIX's 108 bytes
+    tmp_path = Path(tempfile.mkdtemp(prefix="bz-"))
     (tmp_path / "work").mkdir()
     z = zygote.Zygote(kernel.sandbox_env(env), folder=tmp_path / "work")
     try:
         log = _launcher_log(tmp_path, {**env, zygote.ENV_ZYGOTE: z.path})
     finally:
         z.stop()
+        shutil.rmtree(tmp_path, ignore_errors=True)
     assert "cold kernel start (the zygote is not hidden from the sandbox" in log, log
     bound = [tmp_path / "work"]
     assert zygote.socket_problem(Path(z.path), bound)
