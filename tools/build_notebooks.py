@@ -120,9 +120,16 @@ def target_path(source: Path, language: str | None = None) -> Path:
     return source.with_suffix(f".{language}.ipynb" if language else ".ipynb")
 
 
+def docname(source: Path, root: Path = ROOT) -> str:
+    return source.relative_to(root).with_suffix("").as_posix()
+
+
+def catalog_dir(language: str, root: Path = ROOT) -> Path:
+    return root / "locales" / language / "LC_MESSAGES"
+
+
 def catalog_path(source: Path, language: str, root: Path = ROOT) -> Path:
-    docname = source.relative_to(root).with_suffix("").as_posix()
-    return root / "locales" / language / "LC_MESSAGES" / f"{docname}.po"
+    return catalog_dir(language, root) / f"{docname(source, root)}.po"
 
 
 def targets(root: Path = ROOT) -> dict[Path, tuple[Path, str | None]]:
@@ -159,9 +166,8 @@ def build_notebook(source: Path, root: Path = ROOT,
     english_comment = SETUP_SOURCE.split("try:")[0]
     setup = SETUP_COMMENT_ZH + setup.removeprefix(english_comment)
     nb = _build_notebook(source, first_cell=setup)
-    docname = source.relative_to(root).with_suffix("").as_posix()
-    return i18n.translate_chapter(nb, docname, language,
-                                  catalog_dir=root / "locales" / language / "LC_MESSAGES")
+    return i18n.translate_chapter(nb, docname(source, root), language,
+                                  catalog_dir=catalog_dir(language, root))
 
 
 def binder_requirements(root: Path = ROOT) -> str:

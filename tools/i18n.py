@@ -1158,6 +1158,22 @@ of the checks' messages in the student's own Jupyter or Colab (the grader sets t
 variable itself, from the assignment's name: bpgrade/language.py)."""
 
 
+def _translated(pieces: list, done: dict[str, str], missing: list | None) -> str:
+    """The text of ``pieces`` with each message replaced by its translation in ``done``
+    (one the same as the English keeps the source as written); ``missing`` (a list)
+    collects the messages ``done`` has no translation of."""
+    out = []
+    for piece in pieces:
+        if isinstance(piece, str):
+            out.append(piece)
+        elif piece.msgid in done and done[piece.msgid] != piece.msgid:
+            out.append(piece.render(done[piece.msgid]))
+        else:
+            out.append(piece.original)
+            if piece.msgid not in done and missing is not None:
+                missing.append(piece.msgid)
+    return "".join(out)
+
 def translate_notebook(nb, docname: str, language: str = LANG, *,
                        catalog_dir: Path = CATALOGS, missing: list | None = None):
     """The notebook ``nb`` (built from ``<docname>.md``) in ``language``: every message
@@ -1171,17 +1187,7 @@ def translate_notebook(nb, docname: str, language: str = LANG, *,
     done = translations(docname, catalog_dir)
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
-        out = []
-        for piece in cell_units(cell):
-            if isinstance(piece, str):
-                out.append(piece)
-            elif piece.msgid in done and done[piece.msgid] != piece.msgid:
-                out.append(piece.render(done[piece.msgid]))
-            else:
-                out.append(piece.original)
-                if piece.msgid not in done and missing is not None:
-                    missing.append(piece.msgid)
-        cell.source = "".join(out)
+        cell.source = _translated(cell_units(cell), done, missing)
     at = next((i + 1 for i, c in enumerate(nb.cells)
                if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "install"), 0)
     cell = nbformat.v4.new_code_cell(LANGUAGE_CELL[language])
@@ -1205,17 +1211,7 @@ def translate_chapter(nb, docname: str, language: str = LANG, *,
     for cell in nb.cells:
         if cell.cell_type != "markdown":
             continue
-        out = []
-        for piece in page_units(cell.source):
-            if isinstance(piece, str):
-                out.append(piece)
-            elif piece.msgid in done:
-                out.append(piece.render(done[piece.msgid]))
-            else:
-                out.append(piece.original)
-                if missing is not None:
-                    missing.append(piece.msgid)
-        cell.source = "".join(out)
+        cell.source = _translated(page_units(cell.source), done, missing)
     nb.metadata["bpgrade"] = {"language": language}
     return nb
 
